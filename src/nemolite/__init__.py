@@ -1,0 +1,26 @@
+"""nemolite: NeMo 2.0-style LLM recipes and launchers on megatron-core, light enough for a laptop.
+
+`import nemolite` is cheap: the `llm` and `lightning` namespaces load on first use, and nothing here
+imports torch, megatron or lightning (those load only where training actually happens).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("llm", "lightning", "backends", "errors")
+
+if TYPE_CHECKING:
+    from nemolite import errors, lightning, llm  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"nemolite.{name}")
+    raise AttributeError(f"module 'nemolite' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "llm", "lightning"]
