@@ -1,0 +1,1 @@
+"""Executor factories (local, torchrun, slurm, docker, lepton), found through entry points."""

@@ -1,0 +1,1 @@
+"""Recipes: one module per model size; each returns run.Partial[llm.pretrain]."""

@@ -1,0 +1,1 @@
+"""Lightning integration (`from nemolite import lightning as nl`)."""

@@ -1,0 +1,1 @@
+"""LLM building blocks and entry points (`from nemolite import llm`)."""

@@ -1,0 +1,1 @@
+"""GPT-family models and data."""
