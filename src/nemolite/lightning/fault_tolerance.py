@@ -1,0 +1,75 @@
+"""`nl.FaultTolerance`: restart a crashed job from its last checkpoint, inside the same job (light spec).
+
+The restart itself is torchrun's (torch.distributed.elastic): when any rank exits non-zero, the
+agent stops all ranks and starts them again, up to `--max-restarts` times. Every restarted rank runs
+the same command, so `AutoResume(resume_if_exists=True)` picks up the latest complete checkpoint.
+The launcher (executor) reads `torchrun_args()`; a plain single process uses `run_with_restarts`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nemolite.errors import ConfigError
+
+# torchrun exports this to every worker (torch/distributed/elastic/agent/server/api.py).
+RESTART_COUNT_ENV = "TORCHELASTIC_RESTART_COUNT"
+
+
+@dataclass(kw_only=True)
+class FaultTolerance:
+    """How often a crashed job restarts in place from its last checkpoint.
+
+    Args:
+        max_restarts: restarts after a crash before the job fails (0: never restart).
+        monitor_interval: seconds between torchrun's health checks of the ranks.
+        restart_delay: seconds to wait before a restart (lets a flaky node settle).
+    """
+
+    max_restarts: int = 3
+    monitor_interval: float = 1.0
+    restart_delay: float = 0.0
+
+    def validate(self, prefix: str = "fault_tolerance") -> None:
+        """Raises `ConfigError` for a negative restart count or interval."""
+        if not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+            raise ConfigError(f"{prefix}.max_restarts", self.max_restarts, "must be an integer >= 0",
+                              f"set {prefix}.max_restarts=3")
+        for name in ("monitor_interval", "restart_delay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{prefix}.{name}", getattr(self, name), "must be >= 0",
+                                  f"set {prefix}.{name}=1")
+
+    def torchrun_args(self) -> list[str]:
+        """The torchrun flags that implement this policy (the executor appends them)."""
+        self.validate()
+        return [f"--max-restarts={self.max_restarts}", f"--monitor-interval={self.monitor_interval:g}"]
+
+    def run_with_restarts(self, cmd: Sequence[str], env: dict[str, str] | None = None) -> int:
+        """Runs `cmd` as a child process, restarting it after a crash; returns the last exit code.
+
+        Exit codes 0 (done) and 2 (user error, the same on every try) are final. The child sees
+        `TORCHELASTIC_RESTART_COUNT` as it would under torchrun.
+        """
+        self.validate()
+        base_env = dict(os.environ if env is None else env)
+        code = 0
+        for attempt in range(self.max_restarts + 1):
+            code = subprocess.call(list(cmd), env={**base_env, RESTART_COUNT_ENV: str(attempt)})
+            if code in (0, 2):
+                return code
+            if attempt < self.max_restarts:
+                print(f"[nemolite] run exited with code {code}; restart {attempt + 1}/"
+                      f"{self.max_restarts} from the last checkpoint", file=sys.stderr, flush=True)
+                time.sleep(self.restart_delay)
+        return code
+
+
+def restart_count() -> int:
+    """How many times this job was restarted in place (0 on the first try)."""
+    return int(os.environ.get(RESTART_COUNT_ENV, "0") or 0)
