@@ -1,0 +1,160 @@
+"""`Trainer` spec with Lightning/NeMo argument names, and `check_trainer` (hardware + option checks).
+
+Light module: `Trainer.build()` imports Lightning in `megatron_trainer.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nemolite.errors import ConfigError, UnknownChoiceError
+from nemolite.lightning.precision import MegatronMixedPrecision
+from nemolite.lightning.strategy import MegatronStrategy
+
+if TYPE_CHECKING:
+    from nemolite.llm.gpt.model.base import GPTConfig
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+
+
+@dataclass(kw_only=True)
+class Trainer:
+    """A Lightning trainer that trains megatron-core models (NeMo's `nl.Trainer`).
+
+    Attributes:
+        accelerator: "gpu"/"cuda", "cpu" or "auto" (GPU when present).
+        devices: processes per node (an int, or "auto" = all GPUs, or 1 on CPU).
+        num_nodes: number of nodes.
+        strategy: model parallelism (None = `MegatronStrategy()`).
+        plugins: mixed precision (None = fp32).
+        callbacks: callback specs or Lightning callbacks.
+        max_steps: optimizer steps to train (-1 = until max_epochs).
+        max_epochs: epochs to train (None = until max_steps).
+        min_steps: train at least this many steps.
+        val_check_interval: validate every this many steps (int) or fraction of an epoch (float).
+        check_val_every_n_epoch: validate every n epochs (None = by val_check_interval only).
+        limit_val_batches: validation batches per validation run (int or fraction).
+        limit_test_batches: test batches (int or fraction).
+        log_every_n_steps: log metrics every n steps.
+        num_sanity_val_steps: validation batches run before training.
+        accumulate_grad_batches: must stay 1: megatron accumulates global/(micro x DP) micro-batches.
+        use_distributed_sampler: must stay False: the data module shards by data-parallel rank.
+        enable_checkpointing: let ModelCheckpoint callbacks save.
+        enable_progress_bar: show the rich progress bar.
+        enable_model_summary: print the parameter summary.
+        gradient_clip_val: clip the gradient norm; applied by megatron's optimizer, so it must
+            equal optim.config.clip_grad when both are set (None = use clip_grad).
+        logger: let Lightning create its default logger (NeMoLogger normally sets loggers).
+        default_root_dir: Lightning's root dir when no NeMoLogger is given.
+        deterministic: torch deterministic algorithms.
+    """
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: MegatronStrategy | None = None
+    plugins: MegatronMixedPrecision | None = None
+    callbacks: list[Any] = field(default_factory=list)
+    max_steps: int = -1
+    max_epochs: int | None = None
+    min_steps: int | None = None
+    val_check_interval: int | float | None = None
+    check_val_every_n_epoch: int | None = None
+    limit_val_batches: int | float | None = None
+    limit_test_batches: int | float | None = None
+    log_every_n_steps: int | None = None
+    num_sanity_val_steps: int | None = None
+    accumulate_grad_batches: int = 1
+    use_distributed_sampler: bool = False
+    enable_checkpointing: bool = True
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = False
+    gradient_clip_val: float | None = None
+    logger: bool = False
+    default_root_dir: str | None = None
+    deterministic: bool = False
+
+    def build(self, **kwargs: Any) -> Any:
+        """Returns the heavy `lightning.pytorch.Trainer` with the megatron strategy."""
+        from nemolite.lightning.megatron_trainer import build_trainer
+
+        return build_trainer(self, **kwargs)
+
+    def fit(self, model: Any, data: Any, **kwargs: Any) -> Any:
+        """Trains `model` (a GPTModel spec) on `data` (a data spec); for notebooks.
+
+        Returns the run directory, as `nemolite.llm.training.run_training` does.
+        """
+        from nemolite.llm.training import run_training
+
+        return run_training(model=model, data=data, trainer=self, **kwargs)
+
+
+def devices_per_node(trainer: Trainer, *, cuda: bool, gpu_count: int | None = None) -> int:
+    """The number of processes per node `trainer.devices` means on this machine."""
+    if isinstance(trainer.devices, int):
+        return trainer.devices
+    if trainer.devices != "auto":
+        try:
+            return int(trainer.devices)
+        except ValueError:
+            raise ConfigError(
+                "trainer.devices", trainer.devices, "not an integer or 'auto'", "set trainer.devices=N"
+            ) from None
+    return (gpu_count or 1) if cuda else 1
+
+
+def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: bool) -> None:
+    """Raises `ConfigError` for options this machine or megatron cannot honour; imports nothing heavy.
+
+    Args:
+        trainer: the trainer spec.
+        model_config: the model's config (None skips model feature checks).
+        cuda: whether a CUDA GPU is present (see `nemolite.backends.device.cuda_present`).
+    """
+    if trainer.accelerator not in ACCELERATORS:
+        raise UnknownChoiceError("trainer.accelerator", trainer.accelerator, ACCELERATORS)
+    if trainer.accelerator in ("gpu", "cuda") and not cuda:
+        raise ConfigError(
+            "trainer.accelerator",
+            trainer.accelerator,
+            "this machine has no CUDA GPU",
+            "run on a GPU node, or set trainer.accelerator=cpu (CPU training runs over gloo)",
+        )
+    if trainer.accumulate_grad_batches != 1:
+        raise ConfigError(
+            "trainer.accumulate_grad_batches",
+            trainer.accumulate_grad_batches,
+            "megatron accumulates global_batch_size / (micro_batch_size x DP) micro-batches itself",
+            "set trainer.accumulate_grad_batches=1 and raise data.global_batch_size",
+        )
+    if trainer.use_distributed_sampler:
+        raise ConfigError(
+            "trainer.use_distributed_sampler",
+            True,
+            "the data module shards batches by megatron's data-parallel rank",
+            "set trainer.use_distributed_sampler=False",
+        )
+    on_gpu = cuda and trainer.accelerator != "cpu"
+    if trainer.plugins is not None:
+        trainer.plugins.validate(cuda=on_gpu)
+    if model_config is not None and not on_gpu:
+        _check_cpu_model(model_config)
+
+
+def _check_cpu_model(cfg: GPTConfig) -> None:
+    if cfg.transformer_layer_spec == "transformer_engine":
+        raise ConfigError(
+            "model.config.transformer_layer_spec",
+            cfg.transformer_layer_spec,
+            "TransformerEngine layers need a CUDA GPU",
+            "set model.config.transformer_layer_spec=auto (megatron-core's local layers on CPU)",
+        )
+    if cfg.moe_grouped_gemm:
+        raise ConfigError(
+            "model.config.moe_grouped_gemm",
+            True,
+            "grouped GEMM experts need TransformerEngine or grouped_gemm on a CUDA GPU",
+            "set model.config.moe_grouped_gemm=False on CPU",
+        )
