@@ -1,0 +1,74 @@
+"""The light base of every GPT data module spec (what `llm.pretrain(data=...)` is annotated with)."""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+from nemolite.errors import ConfigError
+from nemolite.llm.tokenizers.base import TokenizerSpec
+
+if TYPE_CHECKING:
+    from nemolite.llm.gpt.data.datamodule import GPTDataModule
+    from nemolite.llm.tokenizers.base import Tokenizer
+
+
+@dataclass(kw_only=True)
+class DataModuleSpec:
+    """Batch shape, tokenizer and loader settings shared by all GPT data modules.
+
+    Args:
+        seq_length: tokens per sample.
+        tokenizer: the tokenizer spec; None means `ByteTokenizer()` (needs no files).
+        micro_batch_size: samples per forward pass on one data-parallel rank.
+        global_batch_size: samples per optimizer step, over all data-parallel ranks and
+            gradient-accumulation steps.
+        rampup_batch_size: NeMo's batch-size ramp-up `[start, increment, samples]`; not supported yet.
+        num_workers: DataLoader worker processes per rank (0 loads in the training process).
+        pin_memory: pin host memory of batches (useful on GPU only).
+        persistent_workers: keep DataLoader workers alive between epochs.
+        seed: seed of every shuffle and random draw; the sample stream is a pure function of it.
+    """
+
+    seq_length: int = 2048
+    tokenizer: Optional[TokenizerSpec] = None
+    micro_batch_size: int = 4
+    global_batch_size: int = 8
+    rampup_batch_size: Optional[list[int]] = None
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    seed: int = 1234
+
+    def tokenizer_spec(self) -> TokenizerSpec:
+        """The tokenizer spec in use (ByteTokenizer when none is set)."""
+        from nemolite.llm.tokenizers.byte import ByteTokenizer
+
+        return self.tokenizer if self.tokenizer is not None else ByteTokenizer()
+
+    def build_tokenizer(self) -> "Tokenizer":
+        """Builds the tokenizer in use."""
+        return self.tokenizer_spec().build()
+
+    def validate(self) -> None:
+        """Checks the fields that need no files or parallel layout; raises ConfigError."""
+        for name in ("seq_length", "micro_batch_size", "global_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"data.{name}", value, "must be a positive integer",
+                                  f"set data.{name} to 1 or more")
+        if self.global_batch_size % self.micro_batch_size:
+            raise ConfigError(
+                "data.global_batch_size", self.global_batch_size,
+                f"is not a multiple of data.micro_batch_size={self.micro_batch_size}",
+                "make global_batch_size = micro_batch_size x data-parallel size x accumulation steps",
+            )
+        if self.rampup_batch_size is not None:
+            raise ConfigError("data.rampup_batch_size", self.rampup_batch_size,
+                              "batch-size ramp-up is not supported yet",
+                              "leave data.rampup_batch_size unset (None)")
+        if self.num_workers < 0:
+            raise ConfigError("data.num_workers", self.num_workers, "must be 0 or more",
+                              "set data.num_workers=0 to load in the training process")
+
+    def build(self) -> "GPTDataModule":
+        """Validates and returns the LightningDataModule (imports torch and lightning)."""
+        raise NotImplementedError(f"{type(self).__name__}.build")
