@@ -5,7 +5,6 @@ A model's recipe module states only what differs from these defaults (NeMo keeps
 network, CUDA or filesystem work happens while a recipe is built.
 """
 
-from __future__ import annotations
 
 from dataclasses import fields
 from typing import Literal
@@ -123,7 +122,7 @@ def adam_with_cosine_annealing(
         nl.CosineAnnealingScheduler,
         warmup_steps=warmup_steps,
         constant_steps=constant_steps,
-        min_lr=min_lr if min_lr is not None else max_lr * 0.1,
+        min_lr=min_lr if min_lr is not None else float(f"{max_lr / 10:.6g}"),
     )
     return run.Config(nl.MegatronOptimizerModule, config=config, lr_scheduler=scheduler)
 

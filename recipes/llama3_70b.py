@@ -6,7 +6,6 @@ shards the activations TP leaves replicated, and CP=2 splits the 8192-token sequ
 4 x 4 x 2 = 32 GPUs, so data parallelism is 1.
 """
 
-from __future__ import annotations
 
 import nemo_run as run
 
@@ -41,7 +40,7 @@ def trainer(
             virtual_pipeline_parallelism=virtual_pipeline_parallelism,
             context_parallelism=context_parallelism,
             sequence_parallelism=sequence_parallelism,
-            pipeline_dtype="bf16",
+            pipeline_dtype="bfloat16",
         ),
         num_nodes=num_nodes,
         devices=num_gpus_per_node,

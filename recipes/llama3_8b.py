@@ -5,7 +5,6 @@ without tensor parallelism, so TP=1 keeps matmuls large; context parallelism 2 s
 sequence so activations fit, leaving data parallelism 4 over the node.
 """
 
-from __future__ import annotations
 
 import nemo_run as run
 
@@ -40,7 +39,7 @@ def trainer(
             virtual_pipeline_parallelism=virtual_pipeline_parallelism,
             context_parallelism=context_parallelism,
             sequence_parallelism=sequence_parallelism,
-            pipeline_dtype="bf16" if pipeline_parallelism > 1 else None,
+            pipeline_dtype="bfloat16" if pipeline_parallelism > 1 else None,
         ),
         num_nodes=num_nodes,
         devices=num_gpus_per_node,

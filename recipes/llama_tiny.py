@@ -8,7 +8,6 @@ layers are chosen so TP=2, PP=2 and PP=2 x VP=2 all divide them: the multi-proce
 reuse this model (`executor=torchrun executor.ntasks_per_node=2 trainer.devices=2 ...`).
 """
 
-from __future__ import annotations
 
 import nemo_run as run
 

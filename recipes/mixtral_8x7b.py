@@ -5,7 +5,6 @@ expert-parallel group, so expert weights are not replicated; PP=4 with 8 virtual
 = 4 x 8 x 1) fits the dense parts without tensor parallelism; data parallelism is 64 / 4 = 16.
 """
 
-from __future__ import annotations
 
 import nemo_run as run
 
@@ -42,7 +41,7 @@ def trainer(
             context_parallelism=context_parallelism,
             sequence_parallelism=sequence_parallelism,
             expert_parallelism=expert_parallelism,
-            pipeline_dtype="bf16",
+            pipeline_dtype="bfloat16",
         ),
         num_nodes=num_nodes,
         devices=num_gpus_per_node,

@@ -5,7 +5,6 @@ EP=2 puts two experts on each of two gloo processes
 (`executor=torchrun executor.ntasks_per_node=2 trainer.devices=2 trainer.strategy.expert_model_parallel_size=2`).
 """
 
-from __future__ import annotations
 
 import nemo_run as run
 

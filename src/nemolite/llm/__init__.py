@@ -1,1 +1,94 @@
-"""LLM building blocks and entry points (`from nemolite import llm`)."""
+"""LLM building blocks and entry points: `from nemolite import llm`.
+
+`llm.pretrain`, `llm.finetune`, `llm.train` and `llm.validate` are nemo-run entrypoints
+(`nemo llm pretrain ...`). Model, data and tokenizer specs are light dataclasses; recipe modules
+(`llm.llama3_8b`, ...) are found through the `nemolite.recipes` entry-point group and imported on
+first access, so the library never imports the recipes package itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Registers the verbs and the CLI factories (data=mock, tokenizer=byte, ...) with nemo-run.
+from nemolite.llm import api
+from nemolite.llm.api import finetune, pretrain, train, validate
+from nemolite.llm.gpt.data import factories as _data_factories  # noqa: F401
+from nemolite.llm.gpt.model import (
+    GPTConfig,
+    GPTModel,
+    Llama2Config7B,
+    Llama3Config,
+    Llama3Config8B,
+    Llama3Config70B,
+    LlamaConfig,
+    LlamaTinyConfig,
+    MixtralConfig,
+    MixtralConfig8x7B,
+    MixtralTinyConfig,
+)
+from nemolite.llm.peft import LoRA
+from nemolite.llm.tokenizers import (
+    AutoTokenizer,
+    ByteTokenizer,
+    HFTokenizer,
+    SentencePieceTokenizer,
+    TokenizerSpec,
+)
+from nemolite.llm.tokenizers import factories as _tokenizer_factories  # noqa: F401
+
+# Specs whose modules are imported on first use (they are light, but not all are always needed).
+_LAZY = {
+    "DataModuleSpec": "nemolite.llm.gpt.data.base",
+    "MockDataModule": "nemolite.llm.gpt.data.mock",
+    "PreTrainingDataModule": "nemolite.llm.gpt.data.pre_training",
+    "BundledCorpusDataModule": "nemolite.llm.gpt.data.corpus",
+    "FineTuningDataModule": "nemolite.llm.gpt.data.fine_tuning",
+    "PackedSequenceSpecs": "nemolite.llm.gpt.data.fine_tuning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    from nemolite.cli import plugins
+
+    if name in plugins.recipe_names():
+        return plugins.recipe_module(name)
+    raise AttributeError(f"module 'nemolite.llm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    from nemolite.cli import plugins
+
+    return sorted(set(globals()) | set(_LAZY) | set(plugins.recipe_names()))
+
+
+__all__ = [
+    "api",
+    "pretrain",
+    "finetune",
+    "train",
+    "validate",
+    "GPTConfig",
+    "GPTModel",
+    "LlamaConfig",
+    "Llama2Config7B",
+    "Llama3Config",
+    "Llama3Config8B",
+    "Llama3Config70B",
+    "LlamaTinyConfig",
+    "MixtralConfig",
+    "MixtralConfig8x7B",
+    "MixtralTinyConfig",
+    "LoRA",
+    "AutoTokenizer",
+    "ByteTokenizer",
+    "HFTokenizer",
+    "SentencePieceTokenizer",
+    "TokenizerSpec",
+    *_LAZY,
+]

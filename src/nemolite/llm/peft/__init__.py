@@ -1,0 +1,5 @@
+"""Parameter-efficient fine-tuning methods."""
+
+from nemolite.llm.peft.lora import LoRA
+
+__all__ = ["LoRA"]

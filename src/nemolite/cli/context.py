@@ -1,0 +1,122 @@
+"""`nemo llm <verb>`: nemo-run's run context with an unambiguous grammar and checks before launch.
+
+nemo-run 0.11's own context binds `-y` to both `--yes` and `--yaml` (the later option silently
+wins), prints "Configuring global options" on every call, and turns every error into a traceback
+or an "Unexpected error" line. Here `-y` means `--yes` only (`--yaml` has no short form), user errors
+print one line and exit 2, and every task is checked (layout, batch sizes, files, executor shape)
+before anything is written, submitted or launched.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Literal, Optional
+
+import fiddle as fdl
+import typer
+from nemo_run.cli.api import RunContext
+from nemo_run.cli.cli_parser import parse_cli_args
+from rich.console import Console
+
+from nemolite.cli import plugins
+from nemolite.cli.overrides import parse_task, split_executor_args
+from nemolite.errors import NemoliteError
+
+_FACTORY_HELP = "Recipe to start from (`--factory llama3_8b` or `--factory 'llama3_8b(num_nodes=2)'`): "
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=code)
+
+
+class NemoliteRunContext(RunContext):
+    """Parses `nemo llm <verb> [--factory F] [overrides...] [executor=E executor.x=y]` and launches it."""
+
+    @classmethod
+    def cli_command(  # noqa: PLR0913 - mirrors nemo-run's signature, which calls it
+        cls,
+        parent: typer.Typer,
+        name: str,
+        fn: Callable,
+        default_factory: Optional[Callable] = None,
+        default_executor: Any = None,
+        default_plugins: Any = None,
+        type: Literal["task", "experiment"] = "task",
+        command_kwargs: dict[str, Any] | None = None,
+        is_main: bool = False,
+        cmd_defaults: Optional[dict[str, Any]] = None,
+    ) -> Callable:
+        factory_help = _FACTORY_HELP + ", ".join(plugins.recipe_names())
+        plugins.load_all_recipes()  # registers the recipes' factories: `--factory X`, `model=X`
+
+        @parent.command(
+            name,
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            **(command_kwargs or {}),
+        )
+        def command(
+            ctx: typer.Context,
+            factory: Optional[str] = typer.Option(None, "--factory", "-f", help=factory_help),
+            run_name: Optional[str] = typer.Option(None, "--name", "-n", help="Name of the run"),
+            dryrun: bool = typer.Option(
+                False, "--dryrun", help="Print the resolved task and what would be launched, then stop"
+            ),
+            yes: bool = typer.Option(False, "--yes", "-y", help="Launch without asking to confirm"),
+            yaml: Optional[str] = typer.Option(
+                None, "--yaml", help="Start from a task saved as YAML (no short form: -y is --yes)"
+            ),
+            to_yaml: Optional[str] = typer.Option(
+                None, "--to-yaml", help="Write the resolved task to this YAML file and stop"
+            ),
+            detach: bool = typer.Option(False, "--detach", help="Submit and return without waiting"),
+            tail_logs: bool = typer.Option(
+                False, "--tail-logs/--no-tail-logs", help="Follow the job's logs after launching"
+            ),
+            verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks"),
+        ) -> None:
+            self = cls(
+                name=run_name or name,
+                dryrun=dryrun,
+                factory=factory,
+                yaml=yaml,
+                skip_confirmation=yes,
+                detach=detach,
+                tail_logs=tail_logs,
+                to_yaml=to_yaml,
+            )
+            self.verbose = verbose
+            self.executor_name: str | None = None
+            self.plugins = []
+            try:
+                self.cli_execute(fn, ctx.args, type)
+            except NemoliteError as error:
+                if verbose:
+                    raise
+                raise _fail(str(error), error.exit_code) from None
+
+        return command
+
+    def cli_execute(
+        self, fn: Callable, args: list[str], entrypoint_type: Literal["task", "experiment"] = "task"
+    ) -> None:
+        """Resolves the task and the executor from the arguments, checks them, then launches."""
+        from nemolite.cli import launch
+
+        executor_name, executor_args, task_args = split_executor_args(args)
+        task = parse_task(self, fn, task_args)
+        self.executor = None
+        if executor_name:
+            self.executor_name = executor_name
+            module = plugins.executor_module(executor_name)
+            config = parse_cli_args(module.factory(), executor_args)
+            self.executor = fdl.build(config)
+        launch.execute(self, task, console=Console())
+
+    def confirm(self) -> bool:
+        """True when `-y` was given or the user answers yes; never prompts without a terminal."""
+        if self.skip_confirmation:
+            return True
+        if not sys.stdin.isatty():
+            raise NemoliteError("no terminal to confirm the launch; add -y (--yes) to launch")
+        return typer.confirm("Launch?")

@@ -1,0 +1,161 @@
+"""The typed targets recipes bind: `llm.pretrain`, `llm.finetune`, `llm.train`, `llm.validate`.
+
+Each is a nemo-run CLI entrypoint in the `llm` namespace (`nemo llm pretrain ...`). They receive
+built specs (plain dataclasses), check them against each other before any process group starts,
+and only then import the training runtime (torch, lightning, megatron-core).
+
+No `from __future__ import annotations` here: nemo-run's help and parser read these signatures'
+annotations as objects.
+"""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import nemo_run as run
+
+from nemolite.cli.context import NemoliteRunContext
+from nemolite.lightning.logger import NeMoLogger
+from nemolite.lightning.optim import MegatronOptimizerModule
+from nemolite.lightning.resume import AutoResume
+from nemolite.lightning.trainer import Trainer
+from nemolite.llm.checks import check_task
+from nemolite.llm.gpt.data.base import DataModuleSpec
+from nemolite.llm.gpt.model.base import GPTModel
+from nemolite.llm.peft.lora import LoRA
+
+if TYPE_CHECKING:
+    from nemolite.llm.tokenizers import TokenizerSpec
+
+_ENTRYPOINT = dict(namespace="llm", run_ctx_cls=NemoliteRunContext)
+
+
+@run.cli.entrypoint(**_ENTRYPOINT)
+def pretrain(
+    model: GPTModel,
+    data: DataModuleSpec,
+    trainer: Trainer,
+    log: Optional[NeMoLogger] = None,
+    resume: Optional[AutoResume] = None,
+    optim: Optional[MegatronOptimizerModule] = None,
+) -> Optional[Path]:
+    """Pretrain a model from scratch (or resume it) on `data`; the tokenizer comes from the data.
+
+    Args:
+        model: the model to train.
+        data: the pretraining data module.
+        trainer: the trainer, with its Megatron strategy and precision.
+        log: where the run's checkpoints, logs and config go.
+        resume: whether and from where to resume.
+        optim: the optimizer and LR schedule; defaults to the model's own.
+
+    Returns:
+        The run directory.
+    """
+    return train(model, data, trainer, log=log, resume=resume, optim=optim, tokenizer="data")
+
+
+@run.cli.entrypoint(**_ENTRYPOINT)
+def finetune(
+    model: GPTModel,
+    data: DataModuleSpec,
+    trainer: Trainer,
+    log: Optional[NeMoLogger] = None,
+    resume: Optional[AutoResume] = None,
+    optim: Optional[MegatronOptimizerModule] = None,
+    peft: Optional[LoRA] = None,
+    tokenizer: Optional[str] = "model",
+) -> Optional[Path]:
+    """Fine-tune a pretrained model on `data`, fully or with a PEFT method such as `LoRA()`.
+
+    Args:
+        model: the model; its weights come from `resume.restore_config`.
+        data: the fine-tuning data module.
+        trainer: the trainer, with its Megatron strategy and precision.
+        log: where the run's checkpoints, logs and config go.
+        resume: the checkpoint to start from (`restore_config`) and whether to resume this run.
+        optim: the optimizer and LR schedule.
+        peft: a parameter-efficient method (`LoRA()`), or None to train every weight.
+        tokenizer: "model" or "data": whose tokenizer to use.
+
+    Returns:
+        The run directory.
+    """
+    return train(
+        model, data, trainer, log=log, resume=resume, optim=optim, tokenizer=tokenizer, peft=peft
+    )
+
+
+@run.cli.entrypoint(**_ENTRYPOINT)
+def train(
+    model: GPTModel,
+    data: DataModuleSpec,
+    trainer: Trainer,
+    log: Optional[NeMoLogger] = None,
+    resume: Optional[AutoResume] = None,
+    optim: Optional[MegatronOptimizerModule] = None,
+    tokenizer: Optional[str] = None,
+    peft: Optional[LoRA] = None,
+) -> Optional[Path]:
+    """Train `model` on `data` with `trainer`: the general form of pretrain and finetune.
+
+    Args:
+        model: the model to train.
+        data: the data module.
+        trainer: the trainer, with its Megatron strategy and precision.
+        log: where the run's checkpoints, logs and config go.
+        resume: whether and from where to resume.
+        optim: the optimizer and LR schedule.
+        tokenizer: "model" or "data": whose tokenizer to use, or None for the model's.
+        peft: a parameter-efficient fine-tuning method, or None.
+
+    Returns:
+        The run directory.
+    """
+    return _run(model, data, trainer, log, resume, optim, tokenizer, peft, mode="fit")
+
+
+@run.cli.entrypoint(**_ENTRYPOINT)
+def validate(
+    model: GPTModel,
+    data: DataModuleSpec,
+    trainer: Trainer,
+    log: Optional[NeMoLogger] = None,
+    resume: Optional[AutoResume] = None,
+    optim: Optional[MegatronOptimizerModule] = None,
+    tokenizer: Optional[str] = None,
+) -> Optional[Path]:
+    """Run the validation loop of `model` (restored through `resume`) on `data`.
+
+    Args:
+        model: the model to evaluate.
+        data: the data module whose validation split is used.
+        trainer: the trainer, with its Megatron strategy and precision.
+        log: where the run's logs go.
+        resume: the checkpoint to evaluate.
+        optim: unused by validation; accepted so a training recipe can be validated as is.
+        tokenizer: "model" or "data": whose tokenizer to use.
+
+    Returns:
+        The run directory.
+    """
+    return _run(model, data, trainer, log, resume, optim, tokenizer, None, mode="validate")
+
+
+def _run(
+    model: GPTModel,
+    data: DataModuleSpec,
+    trainer: Trainer,
+    log: Optional[NeMoLogger],
+    resume: Optional[AutoResume],
+    optim: Optional[MegatronOptimizerModule],
+    tokenizer: "Optional[str | TokenizerSpec]",
+    peft: Optional[LoRA],
+    mode: str,
+) -> Optional[Path]:
+    check_task(model=model, data=data, trainer=trainer, log=log, resume=resume, optim=optim)
+    from nemolite.llm.training import run_training  # heavy: torch, lightning, megatron-core
+
+    kwargs: dict[str, Any] = dict(
+        model=model, data=data, trainer=trainer, log=log, resume=resume, optim=optim
+    )
+    return run_training(**kwargs, tokenizer=tokenizer, peft=peft, mode=mode)

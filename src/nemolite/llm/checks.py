@@ -1,0 +1,75 @@
+"""Checks a task's specs against each other before any process group starts or file is written.
+
+`llm.pretrain` & co. call `check_task` inside the job (where the hardware is known), and the CLI
+calls it before launching (where the hardware belongs to the cluster, so `on_this_machine` is
+False for remote executors). Each check raises a one-line `ConfigError` naming the dotted field.
+Everything here is light: specs only, no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nemolite.errors import ConfigError
+from nemolite.lightning.strategy import MegatronStrategy, check_layout
+from nemolite.lightning.trainer import Trainer, check_trainer, devices_per_node
+
+
+def check_task(
+    *,
+    model: Any,
+    data: Any,
+    trainer: Trainer,
+    log: Any = None,
+    resume: Any = None,
+    optim: Any = None,
+    on_this_machine: bool = True,
+) -> None:
+    """Raises `ConfigError` if the task cannot run as configured.
+
+    Args:
+        model, data, trainer, log, resume, optim: the task's built specs.
+        on_this_machine: the job runs here, so hardware checks (GPU present, device count) apply.
+    """
+    config = getattr(model, "config", None)
+    cuda = _cuda_present() if on_this_machine else True
+    if on_this_machine:
+        check_trainer(trainer, model_config=config, cuda=cuda)
+    for prefix, spec in (("data", data), ("log", log), ("resume", resume), ("optim", optim)):
+        validate = getattr(spec, "validate", None)
+        if validate is not None:
+            validate() if prefix == "data" else validate(prefix)
+    strategy = trainer.strategy or MegatronStrategy()
+    per_node = devices_per_node(trainer, cuda=cuda) if on_this_machine else _declared_devices(trainer)
+    check_layout(
+        strategy,
+        model_config=config,
+        world_size=trainer.num_nodes * per_node,
+        global_batch_size=getattr(data, "global_batch_size", None),
+        micro_batch_size=getattr(data, "micro_batch_size", None),
+    )
+    _check_sequence_length(config, data)
+
+
+def _cuda_present() -> bool:
+    from nemolite.backends.device import cuda_present
+
+    return cuda_present()
+
+
+def _declared_devices(trainer: Trainer) -> int:
+    if isinstance(trainer.devices, int):
+        return trainer.devices
+    raise ConfigError(
+        "trainer.devices", trainer.devices, "must be a number when launching on another machine",
+        "set trainer.devices to the processes (GPUs) per node, e.g. trainer.devices=8",
+    )
+
+
+def _check_sequence_length(config: Any, data: Any) -> None:
+    model_len, data_len = getattr(config, "seq_length", None), getattr(data, "seq_length", None)
+    if model_len is not None and data_len is not None and data_len > model_len:
+        raise ConfigError(
+            "data.seq_length", data_len, f"exceeds model.config.seq_length={model_len}",
+            f"set data.seq_length<={model_len} or raise model.config.seq_length",
+        )
