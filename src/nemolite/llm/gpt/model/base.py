@@ -176,6 +176,8 @@ class GPTModel:
         tokenizer: Any = None,
         optim: MegatronOptimizerModule | None = None,
         precision: MegatronMixedPrecision | None = None,
+        global_batch_size: int | None = None,
+        micro_batch_size: int | None = None,
     ) -> Any:
         """Returns the heavy LightningModule; the megatron model itself is built in `configure_model`.
 
@@ -183,10 +185,17 @@ class GPTModel:
             tokenizer: a built tokenizer (object with `vocab_size`), used when `config.vocab_size` is None.
             optim: overrides `self.optim`.
             precision: megatron mixed precision (None = fp32).
+            global_batch_size: samples per optimizer step (None = the data module's).
+            micro_batch_size: samples per forward pass (None = the data module's).
         """
         from nemolite.llm.gpt.model.megatron_module import MegatronGPTModule
 
         self.config.validate()
         return MegatronGPTModule(
-            self.config, optim=optim or self.optim, tokenizer=tokenizer, precision=precision
+            self.config,
+            optim=optim or self.optim,
+            tokenizer=tokenizer,
+            precision=precision,
+            global_batch_size=global_batch_size,
+            micro_batch_size=micro_batch_size,
         )

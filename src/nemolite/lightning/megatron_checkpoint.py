@@ -1,0 +1,73 @@
+"""Heavy: megatron dist-checkpointing (`torch_dist`) of the model chunks and the optimizer.
+
+Layout of a checkpoint directory (what Lightning calls the checkpoint "file"):
+  - sharded tensors: the model (`state_dict.model0..N`, one per virtual-pipeline chunk, keyed by
+    global layer so any TP/PP/VP layout can load them) and the optimizer state;
+  - common part (`common.pt`, rank 0): everything else Lightning puts in the checkpoint
+    (global_step, loops, callbacks, LR scheduler, datamodule state, RNG states).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from megatron.core import dist_checkpointing
+
+# The distributed optimizer saves its flat buffers per DP rank; this format reshards across DP
+# sizes without gathering (see megatron/core/optimizer/distrib_optimizer.py sharded_state_dict).
+OPTIMIZER_METADATA = {"distrib_optim_sharding_type": "dp_reshardable"}
+
+
+def unwrap(chunk: torch.nn.Module) -> torch.nn.Module:
+    """The megatron GPTModel inside DDP / Float16Module wrappers."""
+    while hasattr(chunk, "module") and not hasattr(chunk, "decoder"):
+        chunk = chunk.module
+    return chunk
+
+
+def model_sharded_state_dict(chunks: list[torch.nn.Module], prefix: str = "") -> dict[str, Any]:
+    """One sharded state dict per chunk; tensor keys are global, so the grouping does not matter."""
+    return {f"model{i}": unwrap(c).sharded_state_dict(prefix=prefix) for i, c in enumerate(chunks)}
+
+
+def optimizer_sharded_state_dict(
+    optimizer: Any, chunks: list[torch.nn.Module], *, is_loading: bool = False
+) -> dict[str, Any]:
+    """megatron's sharded optimizer state, keyed by the model's sharded tensors."""
+    model_ssd: dict[str, Any] = {}
+    for i, chunk in enumerate(chunks):
+        model_ssd.update({f"{i}.{k}": v for k, v in unwrap(chunk).sharded_state_dict().items()})
+    mcore = getattr(optimizer, "mcore_optimizer", optimizer)
+    return mcore.sharded_state_dict(model_ssd, is_loading=is_loading, metadata=OPTIMIZER_METADATA)
+
+
+def save(checkpoint: dict[str, Any], path: str | Path, *, async_save: bool = False) -> Any:
+    """Writes `checkpoint` (sharded and common parts) to the directory `path`.
+
+    Returns megatron's AsyncRequest when `async_save`, else None.
+    """
+    path = Path(path)
+    if torch.distributed.get_rank() == 0:
+        path.mkdir(parents=True, exist_ok=True)
+    torch.distributed.barrier()
+    return dist_checkpointing.save(checkpoint, str(path), async_sharded_save=async_save)
+
+
+def load(template: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Loads the sharded tensors named by `template` and the common part from `path`."""
+    return dist_checkpointing.load(template, str(path))
+
+
+def load_model_state(chunks: list[torch.nn.Module], state: dict[str, Any], *, strict: bool = True) -> None:
+    """Copies loaded model tensors (from `load`) into the chunks."""
+    for i, chunk in enumerate(chunks):
+        unwrap(chunk).load_state_dict(state[f"model{i}"], strict=strict)
+
+
+def load_model_weights(chunks: list[torch.nn.Module], path: str | Path) -> None:
+    """Loads only the model weights of a checkpoint (any layout) into the chunks."""
+    template = {"state_dict": model_sharded_state_dict(chunks)}
+    loaded = load(template, path)
+    load_model_state(chunks, loaded["state_dict"])

@@ -1,0 +1,139 @@
+"""Heavy: megatron-core's optimizer and LR scheduler, and a `torch.optim.Optimizer` face for Lightning.
+
+Lightning counts optimizer steps (`trainer.global_step`, `max_steps`) through the optimizers it
+knows, and megatron's `MegatronOptimizer` is not a `torch.optim.Optimizer`; `MegatronOptimizerAdapter`
+lets Lightning hold it without changing how it steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from megatron.core.optimizer import OptimizerConfig as McoreOptimizerConfig
+from megatron.core.optimizer import get_megatron_optimizer
+from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+
+if TYPE_CHECKING:
+    from nemolite.lightning.optim import MegatronOptimizerModule
+    from nemolite.lightning.precision import MegatronMixedPrecision
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class MegatronOptimizerAdapter(torch.optim.Optimizer):
+    """A torch Optimizer that delegates to a megatron-core optimizer.
+
+    `step()` returns megatron's `(update_successful, grad_norm, num_zeros_in_grad)` and keeps them
+    on the adapter for logging.
+    """
+
+    def __init__(self, mcore_optimizer: Any) -> None:
+        # Deliberately no super().__init__: the param groups and state are megatron's own.
+        self.mcore_optimizer = mcore_optimizer
+        self.defaults: dict[str, Any] = {}
+        self.last_step: tuple[bool, float | None, int | None] = (True, None, None)
+        self._optimizer_step_pre_hooks: dict[int, Callable] = {}
+        self._optimizer_step_post_hooks: dict[int, Callable] = {}
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.mcore_optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, value: Any) -> None:
+        pass
+
+    @property
+    def state(self) -> Any:  # type: ignore[override]
+        return self.mcore_optimizer.state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        pass
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.mcore_optimizer.zero_grad(set_to_none)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        if closure is not None:
+            closure()
+        self.last_step = self.mcore_optimizer.step()
+        return self.last_step
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.mcore_optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.mcore_optimizer.load_state_dict(state_dict)
+
+    def sharded_state_dict(self, model_sharded_state_dict: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """megatron's sharded optimizer state (dist-checkpointing), keyed by the model's tensors."""
+        return self.mcore_optimizer.sharded_state_dict(model_sharded_state_dict, **kwargs)
+
+
+def mcore_optimizer_config(
+    module: MegatronOptimizerModule, precision: MegatronMixedPrecision | None
+) -> McoreOptimizerConfig:
+    """megatron's OptimizerConfig from the spec; the precision plugin decides bf16/fp16 params."""
+    c = module.config
+    dtype = precision.dtype_name if precision is not None else c.params_dtype
+    min_lr = c.min_lr
+    if min_lr is None:
+        min_lr = module.lr_scheduler.min_lr if module.lr_scheduler is not None else c.lr
+    return McoreOptimizerConfig(
+        optimizer=c.optimizer,
+        lr=c.lr,
+        min_lr=min_lr,
+        weight_decay=c.weight_decay,
+        decoupled_weight_decay=c.decoupled_weight_decay,
+        adam_beta1=c.adam_beta1,
+        adam_beta2=c.adam_beta2,
+        adam_eps=c.adam_eps,
+        sgd_momentum=c.sgd_momentum,
+        clip_grad=c.clip_grad,
+        use_distributed_optimizer=c.use_distributed_optimizer,
+        overlap_param_gather_with_optimizer_step=c.overlap_param_gather_with_optimizer_step,
+        bf16=c.bf16 or dtype == "bfloat16",
+        fp16=c.fp16 or dtype == "float16",
+        params_dtype=DTYPES[dtype],
+        loss_scale=(precision.fp16_loss_scale if precision is not None else None) or c.loss_scale,
+        initial_loss_scale=c.initial_loss_scale,
+        min_loss_scale=c.min_loss_scale,
+        loss_scale_window=c.loss_scale_window,
+        hysteresis=c.hysteresis,
+        log_num_zeros_in_grad=c.log_num_zeros_in_grad,
+    )
+
+
+def build_optimizer(
+    module: MegatronOptimizerModule,
+    model_chunks: list[Any],
+    *,
+    max_steps: int,
+    precision: MegatronMixedPrecision | None = None,
+) -> tuple[MegatronOptimizerAdapter, OptimizerParamScheduler]:
+    """The megatron optimizer over DDP-wrapped chunks and an LR scheduler stepped once per step."""
+    config = mcore_optimizer_config(module, precision)
+    optimizer = get_megatron_optimizer(config, model_chunks)
+    sched_args: dict[str, Any] = {
+        "lr_warmup_steps": 0,
+        "lr_decay_steps": max(max_steps, 1),
+        "lr_decay_style": "constant",
+        "min_lr": config.min_lr,
+    }
+    if module.lr_scheduler is not None:
+        sched_args = module.lr_scheduler.megatron_args(max(max_steps, 1))
+    scheduler = OptimizerParamScheduler(
+        optimizer,
+        init_lr=0.0 if sched_args["lr_warmup_steps"] else config.lr,
+        max_lr=config.lr,
+        start_wd=config.weight_decay,
+        end_wd=config.weight_decay,
+        wd_incr_steps=max(max_steps, 1),
+        wd_incr_style="constant",
+        use_checkpoint_opt_param_scheduler=True,
+        **sched_args,
+    )
+    return MegatronOptimizerAdapter(optimizer), scheduler

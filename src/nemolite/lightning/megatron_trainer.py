@@ -1,0 +1,80 @@
+"""Heavy: builds the Lightning trainer from the `Trainer` spec."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import lightning.pytorch as pl
+import torch
+
+from nemolite.errors import ConfigError
+from nemolite.lightning.strategy import MegatronStrategy
+from nemolite.lightning.trainer import check_trainer, devices_per_node
+
+if TYPE_CHECKING:
+    from nemolite.lightning.trainer import Trainer
+
+# Lightning options the spec passes through unchanged when set (None = Lightning's default).
+PASSTHROUGH = (
+    "max_epochs",
+    "min_steps",
+    "val_check_interval",
+    "check_val_every_n_epoch",
+    "limit_val_batches",
+    "limit_test_batches",
+    "log_every_n_steps",
+    "num_sanity_val_steps",
+    "default_root_dir",
+)
+
+
+def build_callbacks(callbacks: list[Any]) -> list[Any]:
+    """Builds callback specs (objects with `build()`); Lightning callbacks pass through."""
+    built = []
+    for cb in callbacks:
+        built.append(cb.build() if hasattr(cb, "build") and not isinstance(cb, pl.Callback) else cb)
+    return built
+
+
+def check_clip(spec: Trainer, clip_grad: float | None) -> None:
+    """Lightning cannot clip under manual optimization; megatron's optimizer clips instead."""
+    if spec.gradient_clip_val is None or clip_grad is None:
+        return
+    if float(spec.gradient_clip_val) != float(clip_grad):
+        raise ConfigError(
+            "trainer.gradient_clip_val",
+            spec.gradient_clip_val,
+            f"differs from optim.config.clip_grad={clip_grad}, which megatron's optimizer applies",
+            "set both to the same value, or leave trainer.gradient_clip_val=None",
+        )
+
+
+def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides: Any) -> pl.Trainer:
+    """The Lightning trainer with `MegatronLightningStrategy` and manual (megatron) optimization."""
+    cuda = torch.cuda.is_available()
+    check_trainer(spec, model_config=None, cuda=cuda)
+    check_clip(spec, clip_grad)
+    strategy = (spec.strategy or MegatronStrategy()).build()
+    on_gpu = cuda and spec.accelerator != "cpu"
+    kwargs: dict[str, Any] = {
+        "accelerator": "gpu" if on_gpu else "cpu",
+        "devices": devices_per_node(spec, cuda=on_gpu, gpu_count=torch.cuda.device_count() if on_gpu else None),
+        "num_nodes": spec.num_nodes,
+        "strategy": strategy,
+        "callbacks": build_callbacks(spec.callbacks),
+        "max_steps": spec.max_steps,
+        "accumulate_grad_batches": 1,
+        "use_distributed_sampler": False,
+        "enable_checkpointing": spec.enable_checkpointing,
+        "enable_progress_bar": spec.enable_progress_bar,
+        "enable_model_summary": spec.enable_model_summary,
+        "logger": spec.logger,
+        "deterministic": spec.deterministic,
+        # Mixed precision is megatron's (Float16Module + fp32 main params), not Lightning's.
+        "precision": "32-true",
+    }
+    kwargs.update({k: getattr(spec, k) for k in PASSTHROUGH if getattr(spec, k) is not None})
+    if not spec.enable_checkpointing:
+        kwargs["enable_checkpointing"] = False
+    kwargs.update(overrides)
+    return pl.Trainer(**kwargs)

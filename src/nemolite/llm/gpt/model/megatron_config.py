@@ -1,0 +1,200 @@
+"""Heavy: turns the light `GPTConfig` + strategy + precision into megatron-core objects.
+
+Builds the `TransformerConfig`, picks the layer spec (TransformerEngine when it imports, else
+megatron-core's local spec) and builds one megatron `GPTModel` per virtual-pipeline chunk.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from megatron.core import parallel_state
+from megatron.core.transformer import TransformerConfig
+
+from nemolite.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nemolite.lightning.precision import MegatronMixedPrecision
+    from nemolite.lightning.strategy import MegatronStrategy
+    from nemolite.llm.gpt.model.base import GPTConfig
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def squared_relu(x: torch.Tensor) -> torch.Tensor:
+    """relu(x)^2 (Primer)."""
+    return torch.pow(F.relu(x), 2)
+
+
+ACTIVATION_FUNCS = {
+    "gelu": F.gelu,
+    "geglu": F.gelu,
+    "silu": F.silu,
+    "swiglu": F.silu,
+    "relu": F.relu,
+    "squared_relu": squared_relu,
+}
+
+
+@functools.cache
+def transformer_engine_available() -> bool:
+    """Whether TransformerEngine imports (and a GPU is there to run it)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import transformer_engine  # noqa: F401
+    except Exception:  # TE raises more than ImportError when its CUDA libs mismatch.
+        return False
+    return True
+
+
+def uses_transformer_engine(cfg: GPTConfig) -> bool:
+    """Whether this config will be built with TransformerEngine layers."""
+    if cfg.transformer_layer_spec == "auto":
+        return transformer_engine_available()
+    return cfg.transformer_layer_spec == "transformer_engine"
+
+
+def padded_vocab_size(vocab_size: int, divisible_by: int, tp_size: int) -> int:
+    """Pads the vocabulary so every TP rank gets an equal, aligned slice (as megatron does)."""
+    multiple = divisible_by * tp_size
+    return ((vocab_size + multiple - 1) // multiple) * multiple
+
+
+def _precision_fields(precision: MegatronMixedPrecision | None) -> dict[str, Any]:
+    if precision is None:
+        return {"params_dtype": torch.float32}
+    dtype = DTYPES[precision.dtype_name]
+    fields: dict[str, Any] = {
+        "params_dtype": dtype,
+        "bf16": dtype == torch.bfloat16,
+        "fp16": dtype == torch.float16,
+        "autocast_dtype": dtype if precision.autocast_enabled else None,
+        "enable_autocast": precision.autocast_enabled,
+    }
+    if precision.fp8 is not None:
+        fields.update(
+            fp8=precision.fp8,
+            fp8_recipe=precision.fp8_recipe,
+            fp8_margin=precision.fp8_margin,
+            fp8_amax_history_len=precision.fp8_amax_history_len,
+            fp8_amax_compute_algo=precision.fp8_amax_compute_algo,
+            fp8_param=precision.fp8_param,
+        )
+    return fields
+
+
+def _fusions(cfg: GPTConfig, te: bool) -> dict[str, bool]:
+    # The fused kernels need CUDA (and apex/TE for some); on CPU the unfused paths compute the same.
+    cuda = torch.cuda.is_available()
+    return {
+        "bias_activation_fusion": cfg.bias_activation_fusion and cuda,
+        "bias_dropout_fusion": cfg.bias_dropout_fusion and cuda,
+        "apply_rope_fusion": cfg.apply_rope_fusion and cuda and te,
+        "masked_softmax_fusion": cfg.masked_softmax_fusion and cuda and te,
+        "persist_layer_norm": cfg.persist_layer_norm and cuda and te,
+        "cross_entropy_loss_fusion": cfg.cross_entropy_loss_fusion and cuda,
+    }
+
+
+def transformer_config(
+    cfg: GPTConfig,
+    strategy: MegatronStrategy,
+    precision: MegatronMixedPrecision | None = None,
+) -> TransformerConfig:
+    """megatron-core's TransformerConfig for this model, layout and precision."""
+    prec = _precision_fields(precision)
+    pipeline_dtype = strategy.pipeline_dtype or (precision and precision.pipeline_dtype)
+    batch_p2p = strategy.batch_p2p_comm
+    if batch_p2p is None:
+        # Interleaved pipelines over gloo give silently wrong results with batched isend/irecv.
+        batch_p2p = torch.cuda.is_available()
+    moe: dict[str, Any] = {}
+    if cfg.num_moe_experts is not None:
+        moe = {
+            "num_moe_experts": cfg.num_moe_experts,
+            "moe_router_topk": cfg.moe_router_topk,
+            "moe_ffn_hidden_size": cfg.moe_ffn_hidden_size or cfg.ffn_hidden_size,
+            "moe_aux_loss_coeff": cfg.moe_aux_loss_coeff,
+            "moe_router_load_balancing_type": cfg.moe_router_load_balancing_type,
+            "moe_token_dispatcher_type": cfg.moe_token_dispatcher_type,
+            "moe_grouped_gemm": cfg.moe_grouped_gemm,
+        }
+    return TransformerConfig(
+        num_layers=cfg.num_layers,
+        hidden_size=cfg.hidden_size,
+        ffn_hidden_size=cfg.ffn_hidden_size,
+        num_attention_heads=cfg.num_attention_heads,
+        num_query_groups=cfg.num_query_groups,
+        kv_channels=cfg.kv_channels,
+        normalization=cfg.normalization,
+        layernorm_epsilon=cfg.layernorm_epsilon,
+        activation_func=ACTIVATION_FUNCS[cfg.activation],
+        gated_linear_unit=cfg.is_gated,
+        add_bias_linear=cfg.add_bias_linear,
+        add_qkv_bias=cfg.add_qkv_bias,
+        init_method_std=cfg.init_method_std,
+        hidden_dropout=cfg.hidden_dropout,
+        attention_dropout=cfg.attention_dropout,
+        tensor_model_parallel_size=strategy.tensor_model_parallel_size,
+        pipeline_model_parallel_size=strategy.pipeline_model_parallel_size,
+        virtual_pipeline_model_parallel_size=strategy.virtual_pipeline_model_parallel_size,
+        context_parallel_size=strategy.context_parallel_size,
+        sequence_parallel=strategy.sequence_parallel,
+        expert_model_parallel_size=strategy.expert_model_parallel_size,
+        expert_tensor_parallel_size=strategy.expert_tensor_parallel_size,
+        pipeline_dtype=DTYPES[pipeline_dtype] if pipeline_dtype else prec["params_dtype"],
+        batch_p2p_comm=batch_p2p,
+        overlap_p2p_comm=strategy.overlap_p2p_comm,
+        # Master weights are drawn whole on the CPU and then sliced, so any TP/PP layout starts
+        # from the same numbers as one process (what the parallel correctness tests rely on).
+        use_cpu_initialization=not torch.cuda.is_available(),
+        **_fusions(cfg, uses_transformer_engine(cfg)),
+        **prec,
+        **moe,
+    )
+
+
+def layer_spec(cfg: GPTConfig) -> Any:
+    """TransformerEngine layer spec when TE is used, else megatron-core's local (pure torch) spec."""
+    from megatron.core.models.gpt import gpt_layer_specs as specs
+
+    kwargs = {
+        "num_experts": cfg.num_moe_experts,
+        "moe_grouped_gemm": cfg.moe_grouped_gemm,
+    }
+    if uses_transformer_engine(cfg):
+        return specs.get_gpt_layer_with_transformer_engine_spec(**kwargs)
+    return specs.get_gpt_layer_local_spec(normalization=cfg.normalization, **kwargs)
+
+
+def build_chunks(cfg: GPTConfig, tf_config: TransformerConfig, vocab_size: int) -> list[torch.nn.Module]:
+    """One megatron GPTModel per virtual-pipeline chunk of this pipeline rank."""
+    from megatron.core.models.gpt import GPTModel as McoreGPTModel
+
+    if vocab_size < 1:
+        raise ConfigError("model.config.vocab_size", vocab_size, "must be >= 1", "set it or give a tokenizer")
+    vp = tf_config.virtual_pipeline_model_parallel_size or 1
+    spec = layer_spec(cfg)
+    chunks = []
+    for vp_stage in range(vp):
+        stage = vp_stage if vp > 1 else None
+        chunks.append(
+            McoreGPTModel(
+                config=tf_config,
+                transformer_layer_spec=spec,
+                vocab_size=vocab_size,
+                max_sequence_length=cfg.seq_length,
+                pre_process=parallel_state.is_pipeline_first_stage(ignore_virtual=False, vp_stage=stage),
+                post_process=parallel_state.is_pipeline_last_stage(ignore_virtual=False, vp_stage=stage),
+                share_embeddings_and_output_weights=cfg.share_embeddings_and_output_weights,
+                position_embedding_type=cfg.position_embedding_type,
+                rotary_percent=cfg.rotary_percent,
+                rotary_base=cfg.rotary_base,
+                vp_stage=stage,
+            )
+        )
+    return chunks

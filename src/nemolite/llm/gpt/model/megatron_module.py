@@ -1,0 +1,227 @@
+"""Heavy: the LightningModule around megatron-core's GPTModel (what `llm.GPTModel.build()` returns).
+
+One training step = one optimizer step: `global_batch_size / (micro_batch_size x DP)` micro-batches
+go through megatron's forward-backward schedule (no pipelining, 1F1B, or interleaved 1F1B with VP),
+then megatron's optimizer steps and the LR scheduler advances.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import lightning.pytorch as pl
+import torch
+from megatron.core import parallel_state, tensor_parallel
+from megatron.core.pipeline_parallel import get_forward_backward_func
+
+from nemolite.errors import ConfigError
+from nemolite.llm.gpt.model import megatron_config as mc
+
+if TYPE_CHECKING:
+    from nemolite.lightning.optim import MegatronOptimizerModule
+    from nemolite.lightning.precision import MegatronMixedPrecision
+    from nemolite.lightning.strategy import MegatronStrategy
+    from nemolite.llm.gpt.model.base import GPTConfig
+
+BATCH_KEYS = ("tokens", "labels", "loss_mask", "position_ids")
+
+
+def slice_for_context_parallel(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """This CP rank's share of each sequence: chunks r and 2*CP-1-r of 2*CP (load-balanced causal)."""
+    cp = parallel_state.get_context_parallel_world_size()
+    if cp == 1:
+        return batch
+    rank = parallel_state.get_context_parallel_rank()
+    index = torch.tensor([rank, 2 * cp - 1 - rank])
+    out = {}
+    for key, value in batch.items():
+        if key not in BATCH_KEYS:
+            out[key] = value
+            continue
+        shaped = value.view(value.shape[0], 2 * cp, value.shape[1] // (2 * cp), *value.shape[2:])
+        out[key] = shaped.index_select(1, index).reshape(value.shape[0], -1, *value.shape[2:])
+    return out
+
+
+def masked_token_loss(
+    loss_mask: torch.Tensor, output_tensor: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """megatron's 3-tuple loss: (sum of masked token losses, token count, reporting tensor)."""
+    losses = output_tensor.float().view(-1)
+    mask = loss_mask.view(-1).float()
+    loss_sum = torch.sum(losses * mask)
+    num_tokens = mask.sum().to(torch.int)
+    report = torch.stack([loss_sum.detach().clone(), mask.sum()])
+    return loss_sum, num_tokens, {"lm loss": report}
+
+
+class MegatronGPTModule(pl.LightningModule):
+    """megatron-core GPT chunks (one per virtual-pipeline stage) trained by manual optimization."""
+
+    def __init__(
+        self,
+        config: GPTConfig,
+        *,
+        optim: MegatronOptimizerModule | None = None,
+        tokenizer: Any = None,
+        precision: MegatronMixedPrecision | None = None,
+        global_batch_size: int | None = None,
+        micro_batch_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.optim = optim
+        self.tokenizer = tokenizer
+        self.precision_spec = precision
+        self.global_batch_size = global_batch_size
+        self.micro_batch_size = micro_batch_size
+        self.automatic_optimization = False
+        self.chunks: torch.nn.ModuleList | None = None
+        self.tf_config: Any = None
+        self.lr_scheduler: Any = None
+        self.train_losses: list[float] = []
+
+    # ---- building -------------------------------------------------------------------------
+    @property
+    def strategy_spec(self) -> MegatronStrategy:
+        from nemolite.lightning.strategy import MegatronStrategy
+
+        return getattr(self.trainer.strategy, "spec", None) or MegatronStrategy()
+
+    def vocab_size(self) -> int:
+        """The padded vocabulary (from the config, else the tokenizer)."""
+        vocab = self.config.vocab_size or getattr(self.tokenizer, "vocab_size", None)
+        if vocab is None:
+            raise ConfigError(
+                "model.config.vocab_size",
+                None,
+                "no vocabulary size and no tokenizer to take it from",
+                "set model.config.vocab_size or give data.tokenizer",
+            )
+        tp = self.strategy_spec.tensor_model_parallel_size
+        return mc.padded_vocab_size(vocab, self.config.make_vocab_size_divisible_by, tp)
+
+    def configure_model(self) -> None:
+        """Builds the megatron chunks once model parallelism is initialised (Lightning hook)."""
+        if self.chunks is not None:
+            return
+        from megatron.core.transformer.module import Float16Module
+
+        self.tf_config = mc.transformer_config(self.config, self.strategy_spec, self.precision_spec)
+        torch.manual_seed(self.config.seed)
+        tensor_parallel.model_parallel_cuda_manual_seed(self.config.seed)
+        chunks = mc.build_chunks(self.config, self.tf_config, self.vocab_size())
+        if self.tf_config.bf16 or self.tf_config.fp16:
+            chunks = [Float16Module(self.tf_config, chunk) for chunk in chunks]
+        self.chunks = torch.nn.ModuleList(chunks)
+
+    def configure_optimizers(self) -> Any:
+        """megatron's optimizer over the DDP-wrapped chunks, behind a torch Optimizer face."""
+        from nemolite.lightning.optim import MegatronOptimizerModule, OptimizerConfig
+
+        optim = self.optim or MegatronOptimizerModule(OptimizerConfig())
+        max_steps = self.trainer.max_steps if self.trainer.max_steps > 0 else 1
+        optimizer, self.lr_scheduler = optim.build(
+            list(self.chunks), max_steps=max_steps, precision=self.precision_spec
+        )
+        return optimizer
+
+    # ---- stepping -------------------------------------------------------------------------
+    def num_microbatches(self) -> int:
+        """Micro-batches per optimizer step on this data-parallel rank."""
+        dm = getattr(self.trainer, "datamodule", None)
+        gbs = self.global_batch_size or getattr(dm, "global_batch_size", None)
+        mbs = self.micro_batch_size or getattr(dm, "micro_batch_size", None) or 1
+        dp = parallel_state.get_data_parallel_world_size()
+        return max(1, (gbs or mbs * dp) // (mbs * dp))
+
+    def _forward_step(self, data_iterator: Iterator, model: torch.nn.Module) -> tuple[Any, Any]:
+        batch = next(data_iterator)
+        batch = slice_for_context_parallel({k: v.to(self.device) for k, v in batch.items()})
+        output = model(
+            batch["tokens"], batch["position_ids"], None, labels=batch["labels"]
+        )
+        return output, functools.partial(masked_token_loss, batch["loss_mask"])
+
+    def run_schedule(self, batches: list[dict[str, torch.Tensor]], *, forward_only: bool) -> torch.Tensor:
+        """Runs the micro-batches through megatron's schedule; returns the mean token loss of the step.
+
+        The loss is averaged over all data-parallel (and context-parallel) ranks and broadcast from
+        the last pipeline stage, so every rank reports the same number.
+        """
+        chunks = list(self.chunks)
+        iterators = [iter(batches) for _ in chunks]
+        seq = batches[0]["tokens"].shape[1]
+        outputs = get_forward_backward_func()(
+            forward_step_func=self._forward_step,
+            data_iterator=iterators if len(chunks) > 1 else iterators[0],
+            model=chunks if len(chunks) > 1 else chunks[0],
+            num_microbatches=len(batches),
+            seq_length=seq // parallel_state.get_context_parallel_world_size(),
+            micro_batch_size=batches[0]["tokens"].shape[0],
+            forward_only=forward_only,
+        )
+        totals = torch.zeros(2, dtype=torch.float64)
+        if parallel_state.is_pipeline_last_stage(ignore_virtual=True):
+            for out in outputs:
+                totals += out["lm loss"].to(torch.float64)
+            torch.distributed.all_reduce(
+                totals, group=parallel_state.get_data_parallel_group(with_context_parallel=True)
+            )
+        if parallel_state.get_pipeline_model_parallel_world_size() > 1:
+            last = parallel_state.get_pipeline_model_parallel_last_rank()
+            torch.distributed.broadcast(
+                totals, src=last, group=parallel_state.get_pipeline_model_parallel_group()
+            )
+        return (totals[0] / totals[1].clamp(min=1)).float()
+
+    def _next_batches(self, dataloader_iter: Iterator) -> list[dict[str, torch.Tensor]]:
+        batches = []
+        for _ in range(self.num_microbatches()):
+            item = next(dataloader_iter)
+            batches.append(item[0] if isinstance(item, tuple) else item)
+        return batches
+
+    def training_step(self, dataloader_iter: Iterator) -> torch.Tensor:
+        """One optimizer step over a global batch."""
+        batches = self._next_batches(dataloader_iter)
+        optimizer = self.optimizers()
+        for chunk in self.chunks:
+            chunk.zero_grad_buffer()
+        optimizer.zero_grad()
+        loss = self.run_schedule(batches, forward_only=False)
+        optimizer.step()
+        self.lr_scheduler.step(increment=1)
+        self.train_losses.append(loss.item())
+        _, grad_norm, _ = optimizer.optimizer.last_step
+        self.log("reduced_train_loss", loss, prog_bar=True, batch_size=1, sync_dist=False)
+        self.log("lr", self.lr_scheduler.get_lr(optimizer.optimizer.param_groups[0]), batch_size=1)
+        if grad_norm is not None:
+            self.log("grad_norm", float(grad_norm), batch_size=1)
+        return loss
+
+    def validation_step(self, dataloader_iter: Iterator) -> torch.Tensor:
+        """Loss over one global batch, no gradients."""
+        batches = self._next_batches(dataloader_iter)
+        with torch.no_grad():
+            loss = self.run_schedule(batches, forward_only=True)
+        self.log("val_loss", loss, prog_bar=True, batch_size=1, sync_dist=False)
+        return loss
+
+    # ---- checkpoint hooks -----------------------------------------------------------------
+    def sharded_state_dict(self, prefix: str = "") -> dict[str, Any]:
+        """megatron's sharded model state (dist-checkpointing), one entry per VP chunk."""
+        from nemolite.lightning.megatron_checkpoint import model_sharded_state_dict
+
+        return model_sharded_state_dict(list(self.chunks), prefix=prefix)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.lr_scheduler is not None:
+            checkpoint["megatron_lr_scheduler"] = self.lr_scheduler.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("megatron_lr_scheduler")
+        if state is not None and self.lr_scheduler is not None:
+            self.lr_scheduler.load_state_dict(state)
