@@ -44,14 +44,16 @@ class TensorBoardLogger:
     prefix: str = ""
 
     def build(self, run_dir: Path | None) -> Logger:
-        """Lightning's TensorBoardLogger writing under `run_dir` (or `save_dir` when None)."""
+        """Lightning's TensorBoardLogger: events in `<run_dir>/<save_dir>/` (no name or version
+        level: the run directory is versioned already), or Lightning's `save_dir/name/version`."""
         from lightning.pytorch.loggers import TensorBoardLogger as _TensorBoardLogger
 
-        return _TensorBoardLogger(
-            save_dir=str(run_dir if run_dir is not None else self.save_dir), name=self.name,
-            version=self.version or "", log_graph=self.log_graph,
-            default_hp_metric=self.default_hp_metric, prefix=self.prefix,
-        )
+        common = {"log_graph": self.log_graph, "default_hp_metric": self.default_hp_metric,
+                  "prefix": self.prefix}
+        if run_dir is not None and not Path(self.save_dir).is_absolute():
+            return _TensorBoardLogger(save_dir=str(run_dir / self.save_dir), name="",
+                                      version=self.version or "", **common)
+        return _TensorBoardLogger(save_dir=self.save_dir, name=self.name, version=self.version, **common)
 
 
 @dataclass(kw_only=True)
