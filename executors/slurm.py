@@ -27,7 +27,7 @@ from typing import Any
 import nemo_run as run
 from nemolite.executors import _secrets, _slurm_checks
 from nemolite.executors._profile import load_profile
-from nemolite.executors._remote import dryrun_request
+from nemolite.executors._remote import dryrun_text
 
 from nemolite.errors import UnknownChoiceError
 
@@ -139,7 +139,9 @@ def validate(executor: run.SlurmExecutor) -> None:
 
 def render(executor: run.SlurmExecutor, task: run.Partial, name: str) -> str:
     """The sbatch command and script nemo-run would submit, secrets masked."""
-    request = dryrun_request(executor, task, name)
-    text = f"{' '.join(request.launch_cmd)} <script below>\n\n{request.materialize()}"
+    text = dryrun_text(
+        executor, task, name,
+        lambda request: f"{' '.join(request.launch_cmd)} <script below>\n\n{request.materialize()}",
+    )
     marked = load_profile("slurm", profile_keys()).get("secrets") or []
     return _secrets.redact(text, _secrets.secret_names(marked))
