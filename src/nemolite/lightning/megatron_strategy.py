@@ -166,6 +166,9 @@ class MegatronLightningStrategy(DDPStrategy):
 
             if self._async_queue is None:
                 self._async_queue = AsyncCallsQueue()
+            # nemolite's checkpoint callback publishes the checkpoint once every rank wrote it.
+            for fn in (storage_options or {}).get("finalize_fns", ()) if isinstance(storage_options, dict) else ():
+                request.add_finalize_fn(fn)
             self._async_queue.schedule_async_request(request)
 
     def finalize_async_saves(self, *, blocking: bool = False) -> None:
