@@ -160,14 +160,16 @@ class MegatronLightningStrategy(DDPStrategy):
         if not self.spec.ckpt_include_optimizer:
             checkpoint.pop("optimizer_states", None)
         self.finalize_async_saves(blocking=False)
-        request = ckpt.save(checkpoint, filepath, async_save=self.spec.ckpt_async_save)
+        options = storage_options if isinstance(storage_options, dict) else {}
+        async_save = self.spec.ckpt_async_save or bool(options.get("async_save", False))
+        request = ckpt.save(checkpoint, filepath, async_save=async_save)
         if request is not None:
             from megatron.core.dist_checkpointing.strategies.async_utils import AsyncCallsQueue
 
             if self._async_queue is None:
                 self._async_queue = AsyncCallsQueue()
             # nemolite's checkpoint callback publishes the checkpoint once every rank wrote it.
-            for fn in (storage_options or {}).get("finalize_fns", ()) if isinstance(storage_options, dict) else ():
+            for fn in options.get("finalize_fns", ()):
                 request.add_finalize_fn(fn)
             self._async_queue.schedule_async_request(request)
 
