@@ -48,6 +48,11 @@ def split_executor_args(args: list[str]) -> tuple[str | None, list[str], list[st
 
 def parse_task(ctx: Any, fn: Callable, args: list[str]) -> run.Partial:
     """The task from `--factory`/`--yaml` (through nemo-run), then each override applied in order."""
+    if ctx.yaml:
+        task = _load_yaml(ctx.yaml, fn, ctx.factory)
+        for arg in args:
+            apply_override(task, arg)
+        return task
     if ctx.factory:
         _check_factory_name(ctx.factory)
     try:
@@ -59,6 +64,26 @@ def parse_task(ctx: Any, fn: Callable, args: list[str]) -> run.Partial:
         raise ConfigError("--factory", ctx.factory, _first_line(error), "see `--help` for the recipes") from None
     for arg in args:
         apply_override(task, arg)
+    return task
+
+
+def _load_yaml(path: str, fn: Callable, factory: str | None) -> run.Partial:
+    """A task saved with `--to-yaml` (nemo-run's YAML format); its target must be this verb."""
+    from nemolite.llm.recipe_io import from_yaml
+
+    if factory:
+        raise ConfigError("--yaml", path, "cannot be combined with --factory", "give one of the two")
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError("--yaml", path, "no such file", "give the path of a task saved with --to-yaml")
+    try:
+        task = from_yaml(file.read_text())
+    except Exception as error:
+        raise ConfigError("--yaml", path, f"not a saved task ({_first_line(error)})",
+                          "write it with --to-yaml") from None
+    if not isinstance(task, fdl.Partial) or task.__fn_or_cls__.__name__ != fn.__name__:
+        raise ConfigError("--yaml", path, f"is not a saved `{fn.__name__}` task",
+                          f"save it from `nemo llm {fn.__name__} ... --to-yaml {path}`")
     return task
 
 

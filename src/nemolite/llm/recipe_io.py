@@ -41,6 +41,40 @@ def to_yaml(task: fdl.Buildable) -> str:
     return YamlSerializer().serialize(_plain_enums(task))
 
 
+def from_yaml(text: str) -> Any:
+    """The config `to_yaml` wrote. Values keep the types YAML gives them.
+
+    nemo-run's own YAML loader re-parses every value through its CLI parser, which rejects
+    `X | None` annotations (nemo-run 0.11), so configs are rebuilt here directly.
+    """
+    import yaml
+
+    return _from_plain(yaml.safe_load(text))
+
+
+def _from_plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_from_plain(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "_target_" not in value:
+        return {k: _from_plain(v) for k, v in value.items()}
+    target = _import(value["_target_"])
+    kwargs = {k: _from_plain(v) for k, v in value.items() if not k.startswith("_")}
+    kind = run.Partial if value.get("_partial_") else run.Config
+    return kind(target, **kwargs)
+
+
+def _import(dotted: str) -> Any:
+    import importlib
+
+    module, _, name = dotted.rpartition(".")
+    obj: Any = importlib.import_module(module)
+    for part in name.split(":"):
+        obj = getattr(obj, part)
+    return obj
+
+
 def _plain_enums(task: fdl.Buildable) -> fdl.Buildable:
     """YAML has no enum type: store enum members by value (their constructors accept it)."""
     copy = task.__copy__()

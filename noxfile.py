@@ -1,0 +1,52 @@
+"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `benchmarks`, `docs`.
+
+Every session installs the CPU build of torch first (`torch==2.13.0`), so that nothing pulls
+CUDA wheels on a CPU machine.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+TORCH = "torch==2.13.0"
+
+
+def _install(session: nox.Session, extras: str = "dev") -> None:
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The default test suite (CPU; multi-process and Slurm tests included)."""
+    _install(session)
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: style and common bugs."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "recipes", "executors", "tests", "benchmarks")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the library."""
+    _install(session)
+    session.run("mypy", "src/nemolite")
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Every benchmark; each prints a table and writes benchmarks/results/<name>.md."""
+    _install(session)
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Runs every `nemo ... --dryrun` command quoted in README.md and docs/ (they must work)."""
+    _install(session)
+    session.run("python", "docs/check_commands.py")
