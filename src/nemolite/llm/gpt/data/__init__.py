@@ -6,6 +6,13 @@ therefore not imported here.
 """
 
 from nemolite.llm.gpt.data.base import DataModuleSpec
+from nemolite.llm.gpt.data.corpus import BundledCorpusDataModule
 from nemolite.llm.gpt.data.mock import MockDataModule
+from nemolite.llm.gpt.data.pre_training import PreTrainingDataModule
 
-__all__ = ["DataModuleSpec", "MockDataModule"]
+__all__ = [
+    "BundledCorpusDataModule",
+    "DataModuleSpec",
+    "MockDataModule",
+    "PreTrainingDataModule",
+]
