@@ -10,7 +10,6 @@ executor, in a scratch directory that is deleted afterwards, and render the sche
 from __future__ import annotations
 
 import contextlib
-import copy
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -63,7 +62,7 @@ def dryrun_text(
     import nemo_run as run
     from nemo_run.config import get_nemorun_home, set_nemorun_home
 
-    executor = copy.deepcopy(executor)
+    executor = executor.clone()  # nemo-run's copy: an SSHTunnel holds a console, which deepcopy refuses
     real_home = get_nemorun_home()
     with tempfile.TemporaryDirectory(prefix="nemolite-dryrun-") as scratch, _quiet_nemo_run():
         set_nemorun_home(scratch)

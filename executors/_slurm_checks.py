@@ -99,7 +99,8 @@ def check_tunnel(tunnel: Any) -> None:
 
 
 def _run(tunnel: Any, command: str) -> tuple[int, str, str]:
-    result = tunnel.run(command, hide=True, warn=True)
+    # in_stream=False: invoke would otherwise forward our stdin, which a CI job may not have.
+    result = tunnel.run(command, hide=True, warn=True, in_stream=False)
     return result.return_code, result.stdout.strip(), result.stderr.strip()
 
 
