@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import nemo_run as run
 
 from nemolite.cli.context import NemoliteRunContext
+from nemolite.errors import ConfigError
 from nemolite.lightning.logger import NeMoLogger
 from nemolite.lightning.optim import MegatronOptimizerModule
 from nemolite.lightning.resume import AutoResume
@@ -153,9 +154,33 @@ def _run(
     mode: str,
 ) -> Optional[Path]:
     check_task(model=model, data=data, trainer=trainer, log=log, resume=resume, optim=optim)
+    from nemolite.llm.recipe_io import task_config
     from nemolite.llm.training import run_training  # heavy: torch, lightning, megatron-core
 
-    kwargs: dict[str, Any] = dict(
+    specs: dict[str, Any] = dict(
         model=model, data=data, trainer=trainer, log=log, resume=resume, optim=optim
     )
-    return run_training(**kwargs, tokenizer=tokenizer, peft=peft, mode=mode)
+    verb = {"fit": finetune if peft is not None else pretrain, "validate": validate}[mode]
+    return run_training(
+        **specs,
+        tokenizer=_tokenizer(tokenizer, model, data),
+        peft=peft,
+        mode=mode,
+        task_config=task_config(verb, **specs, **({"peft": peft} if peft is not None else {})),
+    )
+
+
+def _tokenizer(choice: "Optional[str | TokenizerSpec]", model: GPTModel, data: DataModuleSpec) -> Any:
+    """NeMo's `tokenizer="model"|"data"`: whose tokenizer spec to use (None: the model's, if any)."""
+    if choice is None or choice == "model":
+        return model.tokenizer if model.tokenizer is not None else _data_tokenizer(data)
+    if choice == "data":
+        return _data_tokenizer(data)
+    if isinstance(choice, str):
+        raise ConfigError("tokenizer", choice, "unknown tokenizer source", "use 'model' or 'data'")
+    return choice
+
+
+def _data_tokenizer(data: DataModuleSpec) -> Any:
+    spec = getattr(data, "tokenizer_spec", None)
+    return spec() if spec is not None else getattr(data, "tokenizer", None)
