@@ -102,7 +102,8 @@ class _NullStream:
         pass
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        return lambda *args, **kwargs: None
+        # record_event() must give something that has synchronize(), and so on: return self.
+        return lambda *args, **kwargs: self
 
 
 def _noop(*args: Any, **kwargs: Any) -> None:
@@ -257,6 +258,64 @@ def _patch_rng() -> None:
     logging.getLogger(rnd.__name__).addFilter(_DropCpuRngWarning())
 
 
+def _patch_missing_te_names() -> None:
+    """transformer/moe/moe_utils.py reads `te_general_gemm`, which it defines only when
+    TransformerEngine imports, so the MoE router raises NameError without TE (CPU installs)."""
+    moe_utils = _module("transformer.moe.moe_utils")
+    if not hasattr(moe_utils, "te_general_gemm"):
+        moe_utils.te_general_gemm = None
+
+
+def _patch_moe_split_sizes() -> None:
+    """transformer/moe/moe_utils.py `maybe_move_tensor_to_cpu` converts the all-to-all split sizes
+    to numpy only for CUDA tensors; CPU tensors stay tensors and `all_to_all_single` rejects them
+    (alltoall token dispatcher under EP)."""
+    moe_utils = _module("transformer.moe.moe_utils")
+    original = moe_utils.maybe_move_tensor_to_cpu
+    if getattr(original, "__nemolite_cpu_patch__", False):
+        return
+
+    @functools.wraps(original)
+    def move(tensor: Any, as_numpy: bool = False, record_stream: bool = False) -> Any:
+        if torch.is_tensor(tensor) and not tensor.is_cuda:
+            return tensor.numpy() if as_numpy else tensor
+        return original(tensor, as_numpy=as_numpy, record_stream=record_stream)
+
+    move.__nemolite_cpu_patch__ = True  # type: ignore[attr-defined]
+    for name in ("transformer.moe.moe_utils", "transformer.moe.token_dispatcher"):
+        mod = _module(name)
+        if getattr(mod, "maybe_move_tensor_to_cpu", None) is original:
+            mod.maybe_move_tensor_to_cpu = move
+
+
+def _patch_norm_sequence_parallel() -> None:
+    """transformer/torch_norm.py `WrappedTorchNorm` asserts `not config.sequence_parallel`.
+
+    Without apex (CPU installs) the local layer spec uses torch's LayerNorm/RMSNorm, which compute
+    the same under sequence parallelism; megatron only needs the norm weights marked
+    `sequence_parallel` so `finalize_model_grads` all-reduces their gradients over the TP group.
+    """
+    norm = _module("transformer.torch_norm").WrappedTorchNorm
+    original = norm.__new__
+    if getattr(original, "__nemolite_cpu_patch__", False):
+        return
+
+    def new(cls: type, config: Any, *args: Any, **kwargs: Any) -> Any:
+        if not config.sequence_parallel:
+            return original(cls, config, *args, **kwargs)
+        config.sequence_parallel = False
+        try:
+            module = original(cls, config, *args, **kwargs)
+        finally:
+            config.sequence_parallel = True
+        for param in module.parameters():
+            param.sequence_parallel = True
+        return module
+
+    new.__nemolite_cpu_patch__ = True  # type: ignore[attr-defined]
+    norm.__new__ = staticmethod(new)
+
+
 def set_cpu_threads(local_world_size: int) -> int:
     """Gives each of the processes on this node an equal share of the cores (at least 1).
 
@@ -284,6 +343,9 @@ def apply(*, force: bool = False) -> bool:
     _patch_devices()
     _patch_type_checks()
     _patch_rng()
+    _patch_missing_te_names()
+    _patch_norm_sequence_parallel()
+    _patch_moe_split_sizes()
     _APPLIED = True
     return True
 

@@ -1,0 +1,118 @@
+"""Runs several parallel layouts of a tiny model under torchrun and writes per-step losses as JSON.
+
+Not a test module: `test_engine_parallel.py` launches it, once with 1 process (the references, which
+also save the initial weights) and once with 2 processes (every parallel mode in turn, each starting
+from the reference's initial weights, loaded through dist-checkpointing into its own layout).
+
+    torchrun --standalone --nproc_per_node N engine_harness.py OUT_DIR MODE [MODE ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from nemolite.lightning import megatron_checkpoint as ckpt
+from nemolite.lightning.optim import MegatronOptimizerModule, OptimizerConfig
+from nemolite.lightning.strategy import MegatronStrategy
+from nemolite.lightning.trainer import Trainer
+from nemolite.llm.gpt.data.mock import MockDataModule
+from nemolite.llm.gpt.model import GPTModel, LlamaConfig, MixtralConfig
+from nemolite.llm.training import build_run
+
+STEPS = 5
+SEQ = 32
+GLOBAL_BATCH = 4
+
+# The byte tokenizer's 264 ids fit in vocab_size=512, which pads to 512 for TP=1 and TP=2 alike
+# (megatron pads to a multiple of make_vocab_size_divisible_by x TP; padded rows change the loss).
+# Much smaller than llama_tiny: 4 layers so that PP=2 x VP=2 divides them, 4 heads / 2 groups so
+# that TP=2 divides both.
+DENSE = LlamaConfig(
+    num_layers=4, hidden_size=64, ffn_hidden_size=128, num_attention_heads=4, num_query_groups=2,
+    seq_length=SEQ, vocab_size=512, make_vocab_size_divisible_by=128,
+)
+MOE = MixtralConfig(
+    num_layers=2, hidden_size=64, ffn_hidden_size=64, num_attention_heads=4, num_query_groups=2,
+    seq_length=SEQ, vocab_size=512, make_vocab_size_divisible_by=128, num_moe_experts=4,
+    moe_router_topk=2, moe_aux_loss_coeff=0.0, moe_token_dispatcher_type="alltoall",
+)
+
+# mode -> (model family, strategy fields, distributed optimizer)
+MODES: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "ref_dense": ("dense", {}, False),
+    "ref_moe": ("moe", {}, False),
+    "tp2": ("dense", {"tensor_model_parallel_size": 2}, False),
+    "tp2_sp": ("dense", {"tensor_model_parallel_size": 2, "sequence_parallel": True}, False),
+    "pp2": ("dense", {"pipeline_model_parallel_size": 2}, False),
+    "pp2_vp2": ("dense", {"pipeline_model_parallel_size": 2, "virtual_pipeline_model_parallel_size": 2}, False),
+    "dp2": ("dense", {}, False),
+    "dp2_distopt": ("dense", {}, True),
+    "cp2": ("dense", {"context_parallel_size": 2}, False),
+    "ep2": ("moe", {"expert_model_parallel_size": 2}, False),
+}
+
+
+class InitialWeights(pl.Callback):
+    """References save their initial weights; parallel runs load them into their own layout."""
+
+    def __init__(self, path: Path, save: bool) -> None:
+        self.path, self.save = path, save
+
+    def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        chunks = list(module.chunks)
+        if self.save:
+            ckpt.save({"state_dict": ckpt.model_sharded_state_dict(chunks)}, self.path)
+        else:
+            ckpt.load_model_weights(chunks, self.path)
+
+
+def run_mode(mode: str, out_dir: Path) -> list[float]:
+    family, strategy_fields, dist_opt = MODES[mode]
+    config = DENSE if family == "dense" else MOE
+    optim = MegatronOptimizerModule(
+        OptimizerConfig(lr=3e-3, use_distributed_optimizer=dist_opt, clip_grad=1.0)
+    )
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
+        max_steps=STEPS,
+        strategy=MegatronStrategy(**strategy_fields),
+        callbacks=[InitialWeights(out_dir / f"init_{family}", save=mode.startswith("ref_"))],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    data = MockDataModule(seq_length=SEQ, micro_batch_size=1, global_batch_size=GLOBAL_BATCH,
+                          num_train_samples=STEPS * GLOBAL_BATCH)
+    pl_trainer, dm, module = build_run(model=GPTModel(config, optim=optim), data=data, trainer=trainer)
+    pl_trainer.fit(module, datamodule=dm)
+    return module.train_losses
+
+
+def main(out_dir: str, *modes: str) -> None:
+    out = Path(out_dir)
+    torch.distributed.init_process_group("gloo")
+    results: dict[str, Any] = {}
+    for mode in modes:
+        start = time.perf_counter()
+        try:
+            results[mode] = {"losses": run_mode(mode, out)}
+        except Exception as exc:  # recorded per mode so one broken layout does not hide the rest
+            results[mode] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
+        results[mode]["seconds"] = time.perf_counter() - start
+    if torch.distributed.get_rank() == 0:
+        name = "reference" if torch.distributed.get_world_size() == 1 else "parallel"
+        (out / f"{name}.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
