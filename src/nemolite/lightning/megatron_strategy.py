@@ -178,8 +178,12 @@ class MegatronLightningStrategy(DDPStrategy):
         if self._async_queue is not None:
             self._async_queue.maybe_finalize_async_calls(blocking=blocking)
 
-    def load_checkpoint(self, checkpoint_path: str | Path) -> dict[str, Any]:
-        """Reads this rank's shards (any saved TP/PP/DP layout) plus the common part."""
+    def load_checkpoint(self, checkpoint_path: str | Path, weights_only: bool | None = None) -> dict[str, Any]:
+        """Reads this rank's shards (any saved TP/PP/DP layout) plus the common part.
+
+        `weights_only` is accepted because Lightning 2.6's checkpoint connector passes it
+        (trainer/connectors/checkpoint_connector.py resume_start); megatron's loader decides itself.
+        """
         module = self.lightning_module
         template: dict[str, Any] = {"state_dict": module.sharded_state_dict()}
         if self.spec.ckpt_include_optimizer and self.optimizers:
