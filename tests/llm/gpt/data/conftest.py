@@ -33,3 +33,11 @@ def numbered_prefix(tmp_path_factory):
     """One dataset whose documents say their own number, `<0042>`, several times."""
     root = tmp_path_factory.mktemp("numbered")
     return make_prefix(root, "numbered", [f"<{i:04d}>" * (3 + i % 4) for i in range(400)])
+
+
+@pytest.fixture
+def helpers():
+    """`helpers.make_prefix(dir, name, texts)` and `helpers.write_jsonl(path, texts)` for tests."""
+    import types
+
+    return types.SimpleNamespace(make_prefix=make_prefix, write_jsonl=write_jsonl)
