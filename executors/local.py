@@ -58,4 +58,4 @@ def render_app(executor: run.Executor, task: run.Partial, name: str) -> str:
 
 def _abbreviate(arg: str) -> str:
     # The task travels as one zlib+base64 JSON argument; the resolved task is printed above it.
-    return f"<serialized task: {len(arg)} bytes>" if len(arg) > 200 else arg
+    return "<serialized task: zlib+base64 JSON>" if len(arg) > 200 else arg
