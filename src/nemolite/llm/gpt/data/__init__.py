@@ -7,12 +7,15 @@ therefore not imported here.
 
 from nemolite.llm.gpt.data.base import DataModuleSpec
 from nemolite.llm.gpt.data.corpus import BundledCorpusDataModule
+from nemolite.llm.gpt.data.fine_tuning import FineTuningDataModule, PackedSequenceSpecs
 from nemolite.llm.gpt.data.mock import MockDataModule
 from nemolite.llm.gpt.data.pre_training import PreTrainingDataModule
 
 __all__ = [
     "BundledCorpusDataModule",
     "DataModuleSpec",
+    "FineTuningDataModule",
     "MockDataModule",
+    "PackedSequenceSpecs",
     "PreTrainingDataModule",
 ]
