@@ -102,6 +102,9 @@ ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
+# A requeued job waits cred_expire seconds before it may start again (default 120): the tests
+# requeue a job and wait for it to resume.
+AuthInfo=cred_expire=20
 MpiDefault=none
 # gVisor/containers: no cgroups, so track processes by parent id and bind nothing.
 ProctrackType=proctrack/linuxproc

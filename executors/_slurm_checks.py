@@ -34,6 +34,14 @@ _SBATCH_ERRORS = (
     (re.compile(r"gres|gpu", re.I), "gpus_per_node"),
     (re.compile(r"node configuration|node count|nodes", re.I), "nodes"),
 )
+_WHERE_TO_LOOK = {
+    "account": "sacctmgr show associations user=$USER",
+    "partition": "sinfo -s",
+    "qos": "sacctmgr show qos",
+    "time": "sinfo -o '%P %l' lists each partition's time limit",
+    "gpus_per_node": "sinfo -o '%P %G' lists the GPUs (gres) per node",
+    "nodes": "sinfo -o '%P %D' lists the nodes per partition",
+}
 
 
 def missing(field: str, fix: str) -> NoReturn:
@@ -174,7 +182,7 @@ def _raise_sbatch_error(executor: run.SlurmExecutor, message: str) -> NoReturn:
         if pattern.search(said):
             raise ClusterError(
                 f"executor.{field}", getattr(executor, field, None), f"Slurm says: {said}",
-                f"change executor.{field} (sinfo / sacctmgr show associations list what exists)",
+                f"change executor.{field} to what the cluster offers ({_WHERE_TO_LOOK[field]})",
             )
     raise ClusterError("executor", "slurm", f"Slurm rejects the request: {said}", "fix the settings it names")
 
