@@ -150,9 +150,27 @@ class MegatronOptimizerModule:
     config: OptimizerConfig
     lr_scheduler: CosineAnnealingScheduler | WarmupStableDecayScheduler | None = None
 
+    def validate(self, prefix: str = "optim") -> None:
+        """Raises `ConfigError` on optimizer or schedule values that cannot work."""
+        self.config.validate(f"{prefix}.config")
+        sched = self.lr_scheduler
+        if sched is None:
+            return
+        if sched.warmup_steps < 0:
+            raise ConfigError(f"{prefix}.lr_scheduler.warmup_steps", sched.warmup_steps, "must be >= 0", "use 0 or more")
+        if isinstance(sched, WarmupStableDecayScheduler) and sched.decay_style not in WSD_DECAY_STYLES:
+            raise UnknownChoiceError(f"{prefix}.lr_scheduler.decay_style", sched.decay_style, WSD_DECAY_STYLES)
+        if sched.max_steps is not None and sched.max_steps <= sched.warmup_steps:
+            raise ConfigError(
+                f"{prefix}.lr_scheduler.max_steps",
+                sched.max_steps,
+                f"not longer than warmup_steps={sched.warmup_steps}",
+                "make max_steps larger than warmup_steps (or None = trainer.max_steps)",
+            )
+
     def build(self, model_chunks: list[Any], *, max_steps: int, precision: Any = None) -> tuple[Any, Any]:
         """Returns (megatron optimizer, megatron OptimizerParamScheduler) for DDP-wrapped chunks."""
         from nemolite.lightning.megatron_optim import build_optimizer
 
-        self.config.validate()
+        self.validate()
         return build_optimizer(self, model_chunks, max_steps=max_steps, precision=precision)

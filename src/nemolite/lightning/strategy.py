@@ -224,6 +224,7 @@ def check_layout(
     s = strategy
     _check_sizes(s)
     if model_config is not None:
+        model_config.validate()
         _check_model(s, model_config)
     mp = s.model_parallel_size
     _need(

@@ -139,8 +139,21 @@ def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: boo
     on_gpu = cuda and trainer.accelerator != "cpu"
     if trainer.plugins is not None:
         trainer.plugins.validate(cuda=on_gpu)
+    if not on_gpu:
+        _check_cpu_strategy(trainer.strategy)
     if model_config is not None and not on_gpu:
         _check_cpu_model(model_config)
+
+
+def _check_cpu_strategy(strategy: MegatronStrategy | None) -> None:
+    if strategy is not None and strategy.context_parallel_size > 1:
+        raise ConfigError(
+            "trainer.strategy.context_parallel_size",
+            strategy.context_parallel_size,
+            "context parallelism needs TransformerEngine attention on a CUDA GPU "
+            "(megatron-core's local attention has no CP)",
+            "set trainer.strategy.context_parallel_size=1 on CPU",
+        )
 
 
 def _check_cpu_model(cfg: GPTConfig) -> None:
