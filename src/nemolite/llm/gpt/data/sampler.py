@@ -38,10 +38,14 @@ class MegatronPretrainingSampler:
         return self.micro_batch_size * self.dp_size
 
     def __len__(self) -> int:
-        return max(0, self.total_samples - self.consumed_samples) // self._step
+        # The whole epoch, consumed part included: after a resume Lightning adds the steps already
+        # done to its fetched count and ends the epoch when that count reaches len(loader)
+        # (lightning/pytorch/loops/training_epoch_loop.py, on_run_start). Counting only the
+        # remaining micro-batches ended a resumed epoch early and replayed samples.
+        return self.total_samples // self._step
 
     def __iter__(self) -> Iterator[list[int]]:
         start = self.consumed_samples + self.dp_rank * self.micro_batch_size
-        for _ in range(len(self)):
+        for _ in range(max(0, self.total_samples - self.consumed_samples) // self._step):
             yield list(range(start, start + self.micro_batch_size))
             start += self._step
