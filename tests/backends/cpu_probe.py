@@ -7,7 +7,8 @@ Each probe is True when upstream still breaks on CPU, i.e. when its patch is sti
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nemolite.lightning.optim import CosineAnnealingScheduler, MegatronOptimizerModule, OptimizerConfig
+from nemolite.lightning.optim import (
+    CosineAnnealingScheduler,
+    MegatronOptimizerModule,
+    OptimizerConfig,
+)
 from nemolite.lightning.strategy import MegatronStrategy
 from nemolite.lightning.trainer import Trainer
 from nemolite.llm.gpt.data.mock import MockDataModule

@@ -10,7 +10,6 @@ from typing import Any
 
 from nemolite.errors import ConfigError, UnknownChoiceError
 
-
 OPTIMIZERS = ("adam", "sgd")
 WSD_DECAY_STYLES = ("linear", "cosine", "exponential", "minus_sqrt")
 

@@ -8,14 +8,17 @@ from typing import Any
 import pytest
 import torch
 
+from nemolite.lightning.optim import (
+    CosineAnnealingScheduler,
+    MegatronOptimizerModule,
+    OptimizerConfig,
+)
 from nemolite.lightning.precision import MegatronMixedPrecision
-from nemolite.llm.training import build_run, run_training
-
-from nemolite.lightning.optim import CosineAnnealingScheduler, MegatronOptimizerModule, OptimizerConfig
 from nemolite.lightning.strategy import MegatronStrategy
 from nemolite.lightning.trainer import Trainer
 from nemolite.llm.gpt.data.mock import MockDataModule
 from nemolite.llm.gpt.model import GPTModel, LlamaTinyConfig
+from nemolite.llm.training import build_run, run_training
 
 SEQ = 64
 
