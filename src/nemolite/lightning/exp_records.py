@@ -25,14 +25,24 @@ def write_records(run_dir: Path, task_config: Any | None) -> None:
 
 
 def config_yaml(task_config: Any) -> str:
-    """The task's fiddle config as YAML (nemo-run's serializer); a plain dump for other objects."""
+    """The task's fiddle config as YAML (nemo-run's serializer).
+
+    A config holding objects YAML cannot represent (e.g. a Lightning callback instance) still gets
+    recorded, as fiddle's flattened listing, so that writing the record never stops a run.
+    """
     import fiddle as fdl
 
-    if isinstance(task_config, fdl.Buildable):
-        from nemo_run.core.serialization.yaml import YamlSerializer
+    if not isinstance(task_config, fdl.Buildable):
+        return f"# not a fiddle config; repr:\n# {task_config!r}\n"
+    from nemo_run.core.serialization.yaml import YamlSerializer
 
+    try:
         return YamlSerializer().serialize(task_config)
-    return f"# not a fiddle config; repr:\n# {task_config!r}\n"
+    except Exception as err:  # noqa: BLE001 - any unserializable value: fall back, do not fail
+        from fiddle import printing
+
+        return (f"# not representable as YAML ({type(err).__name__}); fiddle's flattened listing:\n"
+                + "".join(f"# {line}\n" for line in printing.as_str_flattened(task_config).splitlines()))
 
 
 def git_info(cwd: Path | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,11 +18,19 @@ def scalar(trainer: pl.Trainer, name: str) -> float | None:
         return None
 
 
+def _data_attr(trainer: pl.Trainer, name: str) -> Any:
+    """`name` of the data module or of the data spec it was built from (`dm.spec`)."""
+    dm: Any = getattr(trainer, "datamodule", None)
+    for owner in (dm, getattr(dm, "spec", None)):
+        value = getattr(owner, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
 def global_batch_size(trainer: pl.Trainer) -> int | None:
     """Samples per optimizer step over all data-parallel ranks, if it can be known."""
-    dm: Any = getattr(trainer, "datamodule", None)
-    gbs = getattr(dm, "global_batch_size", None)
-    if isinstance(gbs, int):
+    if (gbs := _data_attr(trainer, "global_batch_size")) is not None:
         return gbs
     loader = getattr(trainer.fit_loop, "_combined_loader", None)
     flat = getattr(loader, "flattened", None) or []
@@ -35,24 +42,23 @@ def global_batch_size(trainer: pl.Trainer) -> int | None:
 
 def seq_length(trainer: pl.Trainer) -> int | None:
     """Tokens per sample, from the data module (`seq_length`) or the model config."""
-    for owner in (getattr(trainer, "datamodule", None), getattr(trainer.lightning_module, "config", None)):
-        value = getattr(owner, "seq_length", None)
-        if isinstance(value, int):
-            return value
-    return None
+    if (value := _data_attr(trainer, "seq_length")) is not None:
+        return value
+    value = getattr(getattr(trainer.lightning_module, "config", None), "seq_length", None)
+    return value if isinstance(value, int) else None
 
 
 def consumed_samples(trainer: pl.Trainer) -> int:
-    """Samples consumed so far: step x global batch, else the model's logged `consumed_samples`.
+    """Samples consumed so far over all ranks.
 
-    The global batch comes first: the logged value may be our own from the previous step
-    (`NeMoMetrics` logs it when the model does not).
+    The data module's own count comes first (megatron-style modules keep `consumed_samples`,
+    resumes included), then step x global batch. A logged `consumed_samples` is not trusted: it
+    may be our own from the previous step (`NeMoMetrics` logs it when the model does not).
     """
+    if (value := _data_attr(trainer, "consumed_samples")) is not None:
+        return value
     gbs = global_batch_size(trainer)
-    if gbs is not None:
-        return trainer.global_step * gbs
-    logged = scalar(trainer, "consumed_samples")
-    return int(logged) if logged is not None and math.isfinite(logged) else 0
+    return trainer.global_step * gbs if gbs is not None else 0
 
 
 def learning_rate(trainer: pl.Trainer) -> float | None:

@@ -48,6 +48,7 @@ class CheckpointCallback(Checkpoint):
         self._last_save_time = time.monotonic()
         self._pending: tuple[Path, Path, dict[str, Any]] | None = None
         self.saved: list[Path] = []  # published this session, in order
+        self.last_blocked_s = 0.0  # how long the last save held up the step loop
 
     # -- Lightning hooks ------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -128,31 +129,45 @@ class CheckpointCallback(Checkpoint):
         weights = self.spec.save_weights_only if weights_only is None else weights_only
         # Set before saving: the checkpoint carries this callback's state (see `state_dict`).
         self.last_saved_step = trainer.global_step
-        started = time.perf_counter()
-        trainer.save_checkpoint(target, weights_only=weights)
-        meta["blocked_s"] = time.perf_counter() - started
         self._last_save_time = time.monotonic()
+        started = time.perf_counter()
         if self._is_async(trainer):
             self._pending = (tmp, final, meta)
+            # Runs on every rank once all ranks wrote their shards (megatron's AsyncCallsQueue).
+            options = {"async_save": True, "finalize_fns": [lambda: self._publish_async(trainer)]}
+            trainer.save_checkpoint(target, weights_only=weights, storage_options=options)
+            self.last_blocked_s = time.perf_counter() - started
             return final
+        trainer.save_checkpoint(target, weights_only=weights)
+        self.last_blocked_s = meta["blocked_s"] = time.perf_counter() - started
         self._publish(trainer, tmp, final, meta)
         return final
 
     def _is_async(self, trainer: pl.Trainer) -> bool:
-        return (self.spec.async_save or bool(getattr(trainer.strategy, "ckpt_async_save", False))) and \
-            callable(getattr(trainer.strategy, "finalize_async_checkpoint", None))
+        # Only strategies that take `finalize_fns` (megatron_strategy.py) can tell us when an
+        # async save is complete; with others, saving stays synchronous.
+        strategy = trainer.strategy
+        wanted = self.spec.async_save or bool(getattr(getattr(strategy, "spec", None), "ckpt_async_save", False))
+        return wanted and callable(getattr(strategy, "finalize_async_saves", None))
 
     def finalize_async(self, trainer: pl.Trainer, blocking: bool) -> bool:
-        """Publishes the in-flight async checkpoint if every rank finished writing it."""
+        """Publishes the in-flight async checkpoint if every rank finished writing it (collective)."""
         if self._pending is None:
             return True
-        done = trainer.strategy.finalize_async_checkpoint(blocking=blocking)  # type: ignore[attr-defined]
-        if not done:
-            return False
+        trainer.strategy.finalize_async_saves(blocking=blocking)  # type: ignore[attr-defined]
+        return self._pending is None
+
+    def _publish_async(self, trainer: pl.Trainer) -> None:
+        if self._pending is None:
+            return
         tmp, final, meta = self._pending
         self._pending = None
-        self._publish(trainer, tmp, final, meta)
-        return True
+        if trainer.is_global_zero:
+            ckdir.publish(tmp, final, meta)
+            self._prune(final)
+            if self.spec.verbose:
+                log.info("saved checkpoint %s (async)", final)
+        self.saved.append(final)
 
     def _publish(self, trainer: pl.Trainer, tmp: Path, final: Path, meta: dict[str, Any]) -> None:
         if trainer.is_global_zero:

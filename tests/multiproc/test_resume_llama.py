@@ -1,0 +1,138 @@
+"""Exact resume of a tiny Llama through `llm.pretrain`, killed and restarted with the same command.
+
+Run as a script (plain python, or under torchrun for TP/PP) it trains one run; the tests below
+start it as a subprocess, SIGKILL it at chosen steps (fault injection through the environment, see
+`FaultInjector` in tests/lightning/test_checkpoint_toy.py for the idea), run the same command again
+until it finishes, and compare the per-step losses in `train_metrics.jsonl` with an uninterrupted
+run's.
+
+    python test_resume_llama.py RUN_DIR MAX_STEPS EVERY_N      (env: TP, PP, KILL_AT, KILL_IN_SAVE_AT)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve()
+SEQ, GBS = 32, 4
+
+
+def llama_kwargs() -> dict:
+    """4 layers, 4 heads / 2 groups: TP=2 and PP=2 both divide it."""
+    return dict(num_layers=4, hidden_size=64, ffn_hidden_size=128, num_attention_heads=4,
+                num_query_groups=2, seq_length=SEQ, vocab_size=None, make_vocab_size_divisible_by=64)
+
+
+def main(run_dir: str, max_steps: int, every_n: int) -> None:
+    import fiddle as fdl
+    import lightning.pytorch as pl
+    import nemo_run as run
+
+    from nemolite import lightning as nl
+    from nemolite import llm
+
+    class FaultInjector(pl.Callback):
+        """SIGKILLs this process at KILL_AT steps (once each per run dir), or inside a save."""
+
+        def __init__(self) -> None:
+            self.steps = [int(s) for s in os.environ.get("KILL_AT", "").split(",") if s]
+            self.in_save = int(os.environ.get("KILL_IN_SAVE_AT", "0") or 0)
+
+        def _once(self, trainer: pl.Trainer, tag: str) -> bool:
+            flag = Path(run_dir) / f"killed_{tag}_{trainer.global_step}_rank{trainer.global_rank}"
+            if flag.exists():
+                return False
+            flag.touch()
+            return True
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+            if trainer.global_step in self.steps and self._once(trainer, "at"):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:  # noqa: ANN001
+            # Called while the checkpoint dict is assembled, before the files are complete.
+            if trainer.global_step == self.in_save and self._once(trainer, "in_save"):
+                (Path(run_dir) / "checkpoints").mkdir(parents=True, exist_ok=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    tp, pp = int(os.environ.get("TP", "1")), int(os.environ.get("PP", "1"))
+    recipe = run.Partial(
+        llm.pretrain,
+        model=run.Config(llm.GPTModel, config=run.Config(llm.LlamaConfig, **llama_kwargs())),
+        data=run.Config(llm.MockDataModule, seq_length=SEQ, micro_batch_size=1, global_batch_size=GBS,
+                        num_train_samples=10_000),
+        trainer=run.Config(
+            nl.Trainer, accelerator="cpu", devices=tp * pp, max_steps=max_steps, log_every_n_steps=1,
+            limit_val_batches=0, num_sanity_val_steps=0, callbacks=[FaultInjector()],
+            strategy=run.Config(nl.MegatronStrategy, tensor_model_parallel_size=tp,
+                                pipeline_model_parallel_size=pp,
+                                ckpt_async_save=bool(os.environ.get("ASYNC"))),
+        ),
+        optim=run.Config(nl.MegatronOptimizerModule,
+                         config=run.Config(nl.OptimizerConfig, lr=3e-3, clip_grad=1.0, bf16=False,
+                                           use_distributed_optimizer=False),
+                         lr_scheduler=run.Config(nl.CosineAnnealingScheduler, warmup_steps=2, min_lr=3e-4)),
+        log=run.Config(nl.NeMoLogger, explicit_log_dir=run_dir,
+                       ckpt=run.Config(nl.ModelCheckpoint, every_n_train_steps=every_n, save_top_k=-1)),
+        resume=run.Config(nl.AutoResume, resume_if_exists=True, resume_ignore_no_checkpoint=True),
+    )
+    fdl.build(recipe)()
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    """Per-step `reduced_train_loss` of a run (the last record of a re-run step wins)."""
+    out: dict[int, float] = {}
+    path = run_dir / "train_metrics.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        rec = json.loads(line)
+        if "reduced_train_loss" in rec:
+            out[rec["step"]] = rec["reduced_train_loss"]
+    return dict(sorted(out.items()))
+
+
+def launch(run_dir: Path, steps: int, every: int, nproc: int = 1, timeout: float = 600,
+           **env: str) -> subprocess.CompletedProcess:
+    """Runs the script once (under torchrun when `nproc` > 1); returns the finished process."""
+    args = [str(HERE), str(run_dir), str(steps), str(every)]
+    if nproc > 1:
+        args = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    return subprocess.run([sys.executable, *args], env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_until_done(run_dir: Path, steps: int, every: int, nproc: int = 1, tries: int = 5,
+                   **env: str) -> list[int]:
+    """The same command again and again until it exits 0; returns every attempt's exit code."""
+    codes = []
+    for _ in range(tries):
+        proc = launch(run_dir, steps, every, nproc, **env)
+        codes.append(proc.returncode)
+        if proc.returncode == 0:
+            return codes
+        if proc.returncode not in (-9, 1, 137):  # anything but our SIGKILL is a real failure
+            raise AssertionError(proc.stdout[-3000:] + proc.stderr[-6000:])
+    raise AssertionError(f"no success after {tries} tries: {codes}")
+
+
+@pytest.mark.multiproc
+@pytest.mark.parametrize("layout", [{"TP": "2"}, {"PP": "2"}], ids=["tp2", "pp2"])
+def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str]) -> None:
+    ref = tmp_path / "ref"
+    assert launch(ref, 6, 2, nproc=2, **layout).returncode == 0
+    killed = tmp_path / "killed"
+    codes = run_until_done(killed, 6, 2, nproc=2, KILL_AT="3", KILL_IN_SAVE_AT="4", **layout)
+    assert len(codes) == 3 and codes[-1] == 0, codes
+    assert losses(killed) == losses(ref)
+    assert len(losses(ref)) == 6
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
