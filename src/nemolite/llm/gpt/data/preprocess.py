@@ -13,13 +13,15 @@ from typing import Optional
 
 import nemo_run as run
 
+from nemolite.cli.simple import SimpleEntrypoint
+
 from nemolite.errors import ConfigError, UnknownChoiceError
 from nemolite.llm.tokenizers.base import TokenizerSpec
 
 TEXT_SPLITS = ("file", "paragraph", "line")
 
 
-@run.cli.entrypoint(namespace="llm", enable_executor=False)
+@run.cli.entrypoint(namespace="llm", enable_executor=False, entrypoint_cls=SimpleEntrypoint)
 def preprocess(
     input: str,
     output_prefix: str,
