@@ -68,7 +68,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     h = _harness()
     probe = _probe_cls(h)()
-    module = h.run("tp1", tmp_path_factory.mktemp("lora"), steps=STEPS, callbacks=[probe])
+    out = tmp_path_factory.mktemp("lora")
+    module = h.run("tp1", out, steps=STEPS, callbacks=[probe])
+    # What `resume.restore_config.adapter_path` points at: a checkpoint holding (at least) adapters.
+    from nemolite.lightning import megatron_checkpoint as ckpt
+
+    ckpt.save({"state_dict": h.adapter_state(module)}, out / "adapters")
+    module.adapter_ckpt = out / "adapters"
     yield probe, module
     # Leave the pytest process as other in-process tests expect it: no megatron groups, no gloo group.
     from megatron.core import parallel_state
@@ -111,3 +117,22 @@ def test_loss_decreases(run: Any) -> None:
     losses = module.train_losses
     assert len(losses) == STEPS
     assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_adapter_path_loads_only_adapters(run: Any) -> None:
+    import torch
+
+    from nemolite.lightning.megatron_checkpoint import unwrap
+    from nemolite.llm.peft.lora_callback import load_adapters
+
+    _, module = run
+    model = unwrap(module.chunks[0])
+    trained = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "_adapter." in name:
+                param.zero_()
+    load_adapters(list(module.chunks), module.adapter_ckpt)
+    for name, param in model.named_parameters():
+        assert param.equal(trained[name]), name
+    assert any(trained[n].abs().max() > 0 for n in trained if n.endswith("linear_out.weight"))
