@@ -76,6 +76,28 @@ def check_settings(executor: run.SlurmExecutor, shape: tuple[int, int], secret_n
                 "write it like /lustre/data:/data",
             )
     _secrets.check_env_vars(executor.env_vars, secret_names, "executor.env_vars")
+    check_job_dir(executor)
+
+
+def check_job_dir(executor: run.SlurmExecutor) -> None:
+    """Without a container, the job directory's path must not contain `/nemo_run`.
+
+    nemo_run/core/execution/slurm.py `SlurmBatchRequest.materialize` rewrites every `/nemo_run`
+    in a container-less sbatch script to the job directory (meant for the container mount
+    point), which would also mangle a job directory such as /lustre/me/nemo_run/experiments.
+    """
+    from nemo_run.config import get_nemorun_home
+
+    if executor.container_image is not None:
+        return
+    job_dir = executor.tunnel.job_dir or get_nemorun_home()
+    if "/nemo_run" in job_dir:
+        field = "executor.tunnel.job_dir" if executor.tunnel.job_dir else "NEMORUN_HOME"
+        raise ClusterError(
+            field, job_dir,
+            "nemo-run rewrites '/nemo_run' in container-less sbatch scripts, so job paths would break",
+            "use a directory whose path has no '/nemo_run' component (e.g. .../nemo-run-jobs)",
+        )
 
 
 def check_image(image: str | None, field: str) -> None:

@@ -192,3 +192,9 @@ def test_secret_values_never_rendered(profile, monkeypatch):
     script = slurm.render(fdl.build(slurm.factory()), run.Partial(train), "pretrain")
     assert "wandb-secret-0123456789" not in script
     assert "#SBATCH --comment=***" in script
+
+
+def test_job_dir_named_nemo_run_is_refused_without_container(profile):
+    profile(PROFILE + "tunnel: {job_dir: /lustre/me/nemo_run/jobs}\n")
+    with pytest.raises(ClusterError, match="executor.tunnel.job_dir='/lustre/me/nemo_run/jobs'"):
+        slurm.validate(fdl.build(slurm.factory()))

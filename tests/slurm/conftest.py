@@ -58,7 +58,8 @@ def slurm_env(slurm_cluster, tmp_path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         NEMOLITE_SLURM_PROFILE=str(profile),
-        NEMORUN_HOME=str(tmp_path / "nemo_run"),
+        # Not ".../nemo_run": see _slurm_checks.check_job_dir.
+        NEMORUN_HOME=str(tmp_path / "nrhome"),
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
         # Two cores run the job and the test: keep torch to one thread.
         OMP_NUM_THREADS="1",
