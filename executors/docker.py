@@ -40,7 +40,8 @@ REMOTE = False
 DEFAULTS: dict[str, Any] = {
     "shm_size": "16g",
     "ipc_mode": "host",
-    "ulimits": ["memlock=-1", "stack=67108864"],
+    # nemo-run's format, NAME:SOFT[:HARD] (nemo_run/core/execution/docker.py), not docker's NAME=...
+    "ulimits": ["memlock:-1", "stack:67108864"],
 }
 _INTERNAL = {"packager", "experiment_id", "job_dir", "launcher"}
 _ENGINE_TIMEOUT_S = 15
@@ -154,7 +155,7 @@ def _docker_run(container: Any, app_id: str, secret_names: list[str]) -> str:
         args += ["--gpus", "all" if ex.num_gpus < 0 else str(ex.num_gpus)]
     if ex.shm_size:
         args += ["--shm-size", ex.shm_size]
-    args += [a for u in ex.ulimits for a in ("--ulimit", u)]
+    args += [a for u in ex.ulimits for a in ("--ulimit", _docker_ulimit(u))]
     if ex.ipc_mode:
         args += ["--ipc", ex.ipc_mode]
     if ex.privileged:
@@ -172,15 +173,24 @@ def _docker_run(container: Any, app_id: str, secret_names: list[str]) -> str:
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
+def _docker_ulimit(ulimit: str) -> str:
+    """nemo-run's NAME:SOFT[:HARD] as `docker run --ulimit NAME=SOFT:HARD`."""
+    name, soft, *hard = ulimit.split(":")
+    return f"{name}={soft}:{hard[0] if hard else soft}"
+
+
 def _entrypoint(container: Any, app_id: str) -> list[str]:
-    """The `bash -c` wrapper nemo-run puts around the command (logs tee'd, exit code saved)."""
+    """The `bash -c` wrapper nemo-run puts around the command (logs tee'd, exit code saved).
+
+    Built as nemo_run/core/execution/docker.py `DockerContainer.run` builds its command string,
+    then split as docker-py splits a string command (shlex), so the argv is the engine's.
+    """
     from nemo_run.config import RUNDIR_NAME
 
-    command = " ".join(container.command)
     tee = f" 2>&1 | tee -a /{RUNDIR_NAME}/log_{container.name}.out; "
-    status = (
-        r"export EXIT_CODE=${PIPESTATUS[0]}; "
-        f'printf \'{{"id": "{app_id}", "exit_code": "%s"}}\\n\' "$EXIT_CODE" '
+    status = r"export EXIT_CODE=${PIPESTATUS[0]}; "
+    status += (
+        f'printf \'{{\\"id\\": \\"{app_id}\\", \\"exit_code\\": \\"%s\\"}}\\n\' "$EXIT_CODE" '
         f"> /{RUNDIR_NAME}/status_{container.name}.out; exit $EXIT_CODE;"
     )
-    return ["bash", "-c", f"{command}{tee}{status}"]
+    return shlex.split(f'bash -c "{" ".join(container.command)}{tee}{status}"')
