@@ -110,7 +110,6 @@ def test_scancel_ends_the_job_and_secrets_reach_it_by_environment(slurm_env, tmp
     monkeypatch.syspath_prepend(here)
     monkeypatch.setattr("sys.stdin", open(os.devnull))  # invoke forwards stdin; pytest refuses reads
     import slurm_jobs
-
     from nemolite.executors import slurm
 
     real_home = get_nemorun_home()
