@@ -84,7 +84,7 @@ def print_dryrun(ctx: NemoliteRunContext, task: nemo_run.Partial, module: Any, c
     if module is None:
         console.print(f"In this process: {task.__fn_or_cls__.__module__}.{task.__fn_or_cls__.__name__}(...)")
     else:
-        console.print(module.render(ctx.executor, task, ctx.name), markup=False, highlight=False)
+        console.print(module.render(ctx.executor, task, ctx.name), markup=False, highlight=False, soft_wrap=True)
     console.print("[bold cyan]Dry run: nothing was launched or written.")
 
 
@@ -93,14 +93,28 @@ def _launch(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
     if ctx.executor is None:
         fdl.build(task)()  # in this process: what `nemo llm pretrain --factory llama_tiny -y` does
         return
-    nemo_run.run(
-        fn_or_script=task,
-        name=ctx.name,
-        executor=ctx.executor,
-        direct=False,
-        detach=ctx.detach,
-        tail_logs=ctx.tail_logs,
-    )
+    states = submit(task, ctx.executor, ctx.name, detach=ctx.detach, tail_logs=ctx.tail_logs)
+    failed = {job: state for job, state in states.items() if state != "SUCCEEDED"}
+    if failed and not ctx.detach:
+        job, state = next(iter(failed.items()))
+        raise JobFailedError(f"job {job} finished {state}; its logs: `nemo experiment logs {job} 0`")
+
+
+class JobFailedError(NemoliteError):
+    """A launched job ended in a state other than SUCCEEDED."""
+
+    exit_code = 1
+
+
+def submit(
+    task: nemo_run.Partial, executor: Any, name: str, *, detach: bool, tail_logs: bool
+) -> dict[str, str]:
+    """Runs `task` as a nemo-run experiment; returns {experiment id: final state} unless detached."""
+    with nemo_run.Experiment(title=name, executor=executor) as experiment:
+        experiment.add(task, name=name, tail_logs=tail_logs)
+        experiment.run(detach=detach, tail_logs=tail_logs)
+    # Leaving the block waits for the jobs of an attached run and records their terminal state.
+    return {experiment._id: job.state.name for job in experiment.jobs}
 
 
 def _write_atomically(path: Path, text: str) -> None:

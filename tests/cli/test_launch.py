@@ -1,0 +1,39 @@
+"""Launching through an executor: the CLI's exit code follows the job's final state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nemo_run as run
+import pytest
+
+from nemolite.cli.launch import submit
+
+
+def _write(path: str, text: str) -> None:
+    Path(path).write_text(text)
+
+
+def _fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+@pytest.fixture
+def nemorun_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NEMORUN_HOME", str(tmp_path / "nemorun"))
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))  # nemo-run's invoke reads stdin
+    return tmp_path
+
+
+def test_a_local_job_that_succeeds_reports_succeeded(nemorun_home: Path) -> None:
+    out = nemorun_home / "out.txt"
+    states = submit(run.Partial(_write, str(out), "done"), run.LocalExecutor(), "ok-job",
+                    detach=False, tail_logs=False)
+    assert list(states.values()) == ["SUCCEEDED"]
+    assert out.read_text() == "done"
+
+
+def test_a_local_job_that_raises_reports_failed(nemorun_home: Path) -> None:
+    states = submit(run.Partial(_fail, "boom"), run.LocalExecutor(), "bad-job",
+                    detach=False, tail_logs=False)
+    assert list(states.values()) == ["FAILED"]
