@@ -177,10 +177,30 @@ class MegatronGPTModule(pl.LightningModule):
             )
         return (totals[0] / totals[1].clamp(min=1)).float()
 
-    def _next_batches(self, dataloader_iter: Iterator) -> list[dict[str, torch.Tensor]]:
+    def setup(self, stage: str) -> None:
+        """Makes Lightning's batch limits count global batches (validation steps), as NeMo's do.
+
+        Each step here consumes `num_microbatches()` loader items, while Lightning limits the items
+        it fetches; an int `limit_val_batches=4` thus means 4 validation steps, not 4 micro-batches.
+        The data module has sized its datasets from the unscaled limits already (it sets up first).
+        """
+        trainer = self.trainer
+        n = self.num_microbatches()
+        for name in ("limit_val_batches", "limit_test_batches", "num_sanity_val_steps"):
+            value = getattr(trainer, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and n > 1:
+                setattr(trainer, name, value * n)
+
+    def _next_batches(self, dataloader_iter: Iterator, *, partial: bool = False) -> list[dict[str, torch.Tensor]]:
+        """The next global batch's micro-batches (fewer at the end of the data when `partial`)."""
         batches = []
         for _ in range(self.num_microbatches()):
-            item = next(dataloader_iter)
+            try:
+                item = next(dataloader_iter)
+            except StopIteration:
+                if partial and batches:
+                    break
+                raise
             batches.append(item[0] if isinstance(item, tuple) else item)
         return batches
 
@@ -204,7 +224,7 @@ class MegatronGPTModule(pl.LightningModule):
 
     def validation_step(self, dataloader_iter: Iterator) -> torch.Tensor:
         """Loss over one global batch, no gradients."""
-        batches = self._next_batches(dataloader_iter)
+        batches = self._next_batches(dataloader_iter, partial=True)
         with torch.no_grad():
             loss = self.run_schedule(batches, forward_only=True)
         self.log("val_loss", loss, prog_bar=True, batch_size=1, sync_dist=False)
