@@ -21,6 +21,7 @@ from megatron.core.distributed import DistributedDataParallel as McoreDDP
 from megatron.core.distributed import DistributedDataParallelConfig as McoreDDPConfig
 from megatron.core.distributed import finalize_model_grads
 
+from nemolite.errors import ConfigError
 from nemolite.lightning import megatron_checkpoint as ckpt
 
 if TYPE_CHECKING:
@@ -36,6 +37,13 @@ def ddp_config(spec: MegatronStrategy, *, use_distributed_optimizer: bool, grad_
     user = spec.ddp if isinstance(spec.ddp, DistributedDataParallelConfig) else DistributedDataParallelConfig(
         use_distributed_optimizer=use_distributed_optimizer, grad_reduce_in_fp32=grad_reduce_in_fp32
     )
+    if user.use_distributed_optimizer != use_distributed_optimizer:
+        raise ConfigError(
+            "trainer.strategy.ddp.use_distributed_optimizer",
+            user.use_distributed_optimizer,
+            f"differs from optim.config.use_distributed_optimizer={use_distributed_optimizer}",
+            "set both to the same value",
+        )
     return McoreDDPConfig(
         grad_reduce_in_fp32=user.grad_reduce_in_fp32,
         overlap_grad_reduce=user.overlap_grad_reduce,

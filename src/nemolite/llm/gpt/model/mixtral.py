@@ -43,6 +43,4 @@ class MixtralTinyConfig(MixtralConfig):
     num_query_groups: int | None = 2
     seq_length: int = 256
     num_moe_experts: int | None = 4
-    # allgather needs no all-to-all, which gloo lacks for uneven splits (see docs/cpu-backend.md).
-    moe_token_dispatcher_type: str = "allgather"
     vocab_size: int | None = None
