@@ -53,7 +53,7 @@ def test_reference_learns(results: dict[str, Any]) -> None:
 def test_losses_match_tp1(results: dict[str, Any], mode: str) -> None:
     ref, got = results["tp1"]["losses"], results[mode]["losses"]
     assert len(got) == len(ref)
-    for step, (a, b) in enumerate(zip(ref, got)):
+    for step, (a, b) in enumerate(zip(ref, got, strict=True)):
         assert abs(a - b) <= LOSS_RTOL * abs(a), f"step {step}: tp1 {a} vs {mode} {b}"
 
 

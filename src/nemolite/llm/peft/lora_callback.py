@@ -39,7 +39,7 @@ class LoRACallback(pl.Callback):
         self.spec = spec
         self.adapted: list[str] = []
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+    def setup(self, trainer: pl.Trainer, pl_module: Any, stage: str) -> None:
         """Builds the model, restores the base weights if asked, then freezes it and adds adapters."""
         if self.adapted:
             return
@@ -74,7 +74,7 @@ def _take_over_restore(trainer: pl.Trainer) -> tuple[Any, Path] | None:
     """The (RestoreConfig, checkpoint dir) a RestoreWeights callback holds; it keeps nothing to load."""
     from nemolite.lightning.callbacks.restore import RestoreWeights
 
-    for cb in trainer.callbacks:
+    for cb in getattr(trainer, "callbacks", []):
         if isinstance(cb, RestoreWeights):
             config = cb.config
             if config.load_optim_state:

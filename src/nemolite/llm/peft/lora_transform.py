@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from megatron.core import parallel_state, tensor_parallel
-from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
-from megatron.core.tensor_parallel import mappings
+from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear, mappings
 
 from nemolite.errors import ConfigError
 
@@ -59,7 +58,7 @@ class LoRAAdapter(torch.nn.Module):
             checkpoint layout megatron splits in two; B is saved the same way.
     """
 
-    def __init__(self, base: torch.nn.Module, spec: LoRA, *, seed_key: str, gated: bool = False) -> None:
+    def __init__(self, base: Any, spec: LoRA, *, seed_key: str, gated: bool = False) -> None:
         super().__init__()
         self.mode = COLUMN if isinstance(base, ColumnParallelLinear) else ROW
         self.tp_group = base.tp_group
@@ -67,7 +66,6 @@ class LoRAAdapter(torch.nn.Module):
         self.scale = spec.alpha / spec.dim
         self.dropout = torch.nn.Dropout(spec.dropout) if spec.dropout > 0 else None
         self.gated = gated
-        tp = parallel_state.get_tensor_model_parallel_world_size()
         rank = parallel_state.get_tensor_model_parallel_rank()
         weight = base.weight
         kw: dict[str, Any] = {"device": weight.device, "dtype": weight.dtype}
@@ -87,7 +85,7 @@ class LoRAAdapter(torch.nn.Module):
         # megatron's grad-norm and checkpoint code read these attributes to tell split from
         # replicated parameters (tensor_parallel/layers.py set_tensor_model_parallel_attributes).
         split, split_dim = (self.linear_out.weight, 0) if self.mode == COLUMN else (self.linear_in.weight, 1)
-        tensor_parallel.set_tensor_model_parallel_attributes(split, tp > 1, split_dim, 1)
+        tensor_parallel.set_tensor_model_parallel_attributes(split, True, split_dim, 1)
         for param in self.parameters():
             tensor_parallel.set_defaults_if_not_set_tensor_model_parallel_attributes(param)
 
@@ -149,7 +147,7 @@ class LoRAAdapter(torch.nn.Module):
         return out
 
 
-def _layers(chunk: torch.nn.Module) -> Iterator[torch.nn.Module]:
+def _layers(chunk: torch.nn.Module) -> Iterator[Any]:
     """The transformer layers of a model chunk (anything with megatron's global `layer_number`)."""
     from megatron.core.transformer.transformer_layer import TransformerLayer
 
@@ -158,7 +156,7 @@ def _layers(chunk: torch.nn.Module) -> Iterator[torch.nn.Module]:
             yield module
 
 
-def _targets(layer: torch.nn.Module, names: tuple[str, ...]) -> Iterator[tuple[str, torch.nn.Module, str]]:
+def _targets(layer: Any, names: tuple[str, ...]) -> Iterator[tuple[str, torch.nn.Module, str]]:
     """(path in layer, parent module, child name) of each linear to adapt, skipping MoE experts."""
     for path, parent in layer.named_modules():
         if "experts" in path.split("."):
