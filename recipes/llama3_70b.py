@@ -7,6 +7,8 @@ shards the activations TP leaves replicated, and CP=2 splits the 8192-token sequ
 """
 
 
+from typing import Optional
+
 import nemo_run as run
 
 from nemolite import llm
@@ -50,7 +52,7 @@ def trainer(
 
 @run.cli.factory(target=llm.pretrain, name=NAME)
 def pretrain_recipe(
-    dir: str | None = None,
+    dir: Optional[str] = None,
     name: str = "default",
     num_nodes: int = 4,
     num_gpus_per_node: int = 8,
@@ -69,13 +71,13 @@ def pretrain_recipe(
 
 @run.cli.factory(target=llm.finetune, name=NAME)
 def finetune_recipe(
-    dir: str | None = None,
+    dir: Optional[str] = None,
     name: str = "default",
     num_nodes: int = 1,
     num_gpus_per_node: int = 8,
-    peft: llm.LoRA | None = llm.LoRA(),
-    dataset_root: str | None = None,
-    restore_from: str | None = None,
+    peft: Optional[llm.LoRA] = llm.LoRA(),
+    dataset_root: Optional[str] = None,
+    restore_from: Optional[str] = None,
 ) -> run.Partial:
     """Fine-tune Llama 3 70B on `dataset_root` (JSONL), LoRA by default.
 

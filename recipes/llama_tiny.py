@@ -9,6 +9,8 @@ reuse this model (`executor=torchrun executor.ntasks_per_node=2 trainer.devices=
 """
 
 
+from typing import Optional
+
 import nemo_run as run
 
 from nemolite import llm
@@ -62,7 +64,7 @@ def _data(seq_length: int, global_batch_size: int) -> run.Config:
 
 @run.cli.factory(target=llm.pretrain, name=NAME)
 def pretrain_recipe(
-    dir: str | None = None,
+    dir: Optional[str] = None,
     name: str = "default",
     num_nodes: int = 1,
     num_gpus_per_node: int = 1,
@@ -84,13 +86,13 @@ def pretrain_recipe(
 
 @run.cli.factory(target=llm.finetune, name=NAME)
 def finetune_recipe(
-    dir: str | None = None,
+    dir: Optional[str] = None,
     name: str = "default",
     num_nodes: int = 1,
     num_gpus_per_node: int = 1,
-    peft: llm.LoRA | None = llm.LoRA(dim=8, alpha=16),
-    dataset_root: str | None = None,
-    restore_from: str | None = None,
+    peft: Optional[llm.LoRA] = llm.LoRA(dim=8, alpha=16),
+    dataset_root: Optional[str] = None,
+    restore_from: Optional[str] = None,
 ) -> run.Partial:
     """Fine-tune the tiny Llama on `dataset_root` (JSONL), LoRA by default, on CPU."""
     return _common.finetune(

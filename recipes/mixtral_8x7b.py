@@ -6,6 +6,8 @@ expert-parallel group, so expert weights are not replicated; PP=4 with 8 virtual
 """
 
 
+from typing import Optional
+
 import nemo_run as run
 
 from nemolite import llm
@@ -51,7 +53,7 @@ def trainer(
 
 @run.cli.factory(target=llm.pretrain, name=NAME)
 def pretrain_recipe(
-    dir: str | None = None,
+    dir: Optional[str] = None,
     name: str = "default",
     num_nodes: int = 8,
     num_gpus_per_node: int = 8,
@@ -70,13 +72,13 @@ def pretrain_recipe(
 
 @run.cli.factory(target=llm.finetune, name=NAME)
 def finetune_recipe(
-    dir: str | None = None,
+    dir: Optional[str] = None,
     name: str = "default",
     num_nodes: int = 1,
     num_gpus_per_node: int = 8,
-    peft: llm.LoRA | None = llm.LoRA(),
-    dataset_root: str | None = None,
-    restore_from: str | None = None,
+    peft: Optional[llm.LoRA] = llm.LoRA(),
+    dataset_root: Optional[str] = None,
+    restore_from: Optional[str] = None,
 ) -> run.Partial:
     """Fine-tune Mixtral 8x7B on `dataset_root` (JSONL), LoRA by default.
 

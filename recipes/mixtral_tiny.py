@@ -6,6 +6,8 @@ EP=2 puts two experts on each of two gloo processes
 """
 
 
+from typing import Optional
+
 import nemo_run as run
 
 from nemolite import llm
@@ -23,7 +25,7 @@ def model() -> run.Config[llm.GPTModel]:
 
 @run.cli.factory(target=llm.pretrain, name=NAME)
 def pretrain_recipe(
-    dir: str | None = None,
+    dir: Optional[str] = None,
     name: str = "default",
     num_nodes: int = 1,
     num_gpus_per_node: int = 1,

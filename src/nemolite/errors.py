@@ -17,8 +17,21 @@ class NemoliteError(Exception):
 
     exit_code = 2
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = " ".join(str(message).split())
+
     def __str__(self) -> str:
-        return " ".join(super().__str__().split())
+        return self.message
+
+
+def one_line(error: NemoliteError) -> str:
+    """The user-facing line of `error`.
+
+    fiddle re-raises an error from a constructor as a proxy subclass whose `str()` appends
+    "Fiddle context: ..." (fiddle/_src/building.py); the line wanted is the original's.
+    """
+    return str(getattr(error, "proxy_base_exception", error))
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

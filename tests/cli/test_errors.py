@@ -62,3 +62,11 @@ def test_gpu_recipe_without_gpu_fails_before_launch(nemo, tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "trainer.accelerator='gpu'" in result.stderr and "no CUDA GPU" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_error_raised_while_building_a_spec_is_one_line(llm_cli, tmp_path: Path) -> None:
+    """fiddle wraps constructor errors with a 'Fiddle context' paragraph; users see one line."""
+    code, out, err = llm_cli("finetune", "--factory", "llama_tiny", "peft.dim=0", "--dryrun", "-y")
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: peft.dim=0:")
+    assert "Fiddle context" not in err

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from nemolite.cli import plugins
 from nemolite.cli.overrides import parse_task, split_executor_args
-from nemolite.errors import NemoliteError
+from nemolite.errors import NemoliteError, one_line
 
 _FACTORY_HELP = "Recipe to start from (`--factory llama3_8b` or `--factory 'llama3_8b(num_nodes=2)'`): "
 
@@ -93,7 +93,7 @@ class NemoliteRunContext(RunContext):
             except NemoliteError as error:
                 if verbose:
                     raise
-                raise _fail(str(error), error.exit_code) from None
+                raise _fail(one_line(error), error.exit_code) from None
 
         return command
 

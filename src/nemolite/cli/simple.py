@@ -15,7 +15,7 @@ import typer
 from nemo_run.cli.api import Entrypoint
 
 from nemolite.cli.overrides import apply_override
-from nemolite.errors import ConfigError, NemoliteError
+from nemolite.errors import ConfigError, NemoliteError, one_line
 
 
 class SimpleEntrypoint(Entrypoint):
@@ -36,7 +36,7 @@ class SimpleEntrypoint(Entrypoint):
             except NemoliteError as error:
                 if verbose:
                     raise
-                typer.echo(f"error: {error}", err=True)
+                typer.echo(f"error: {one_line(error)}", err=True)
                 raise typer.Exit(code=error.exit_code) from None
 
 
