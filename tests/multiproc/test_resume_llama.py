@@ -26,7 +26,8 @@ SEQ, GBS = 32, 4
 
 def llama_kwargs() -> dict:
     """4 layers, 4 heads / 2 groups: TP=2 and PP=2 both divide it."""
-    return dict(num_layers=4, hidden_size=64, ffn_hidden_size=128, num_attention_heads=4,
+    hidden = int(os.environ.get("HIDDEN", "64"))  # another value makes a checkpoint not fit
+    return dict(num_layers=4, hidden_size=hidden, ffn_hidden_size=2 * hidden, num_attention_heads=4,
                 num_query_groups=2, seq_length=SEQ, vocab_size=None, make_vocab_size_divisible_by=64)
 
 
@@ -99,13 +100,37 @@ def losses(run_dir: Path) -> dict[int, float]:
 
 def launch(run_dir: Path, steps: int, every: int, nproc: int = 1, timeout: float = 600,
            **env: str) -> subprocess.CompletedProcess:
-    """Runs the script once (under torchrun when `nproc` > 1); returns the finished process."""
+    """Runs the script once (under torchrun when `nproc` > 1); returns the finished process.
+
+    The run gets its own process group, killed afterwards: a SIGKILLed trainer leaves megatron's
+    checkpoint-writer Manager process (multiprocessing "spawn", see megatron/core/
+    dist_checkpointing/strategies/filesystem_async.py `_get_write_results_queue`) orphaned,
+    holding our output pipe open. Output goes to a file for the same reason.
+    """
     args = [str(HERE), str(run_dir), str(steps), str(every)]
     if nproc > 1:
         args = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    return subprocess.run([sys.executable, *args], env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    return run_in_own_group([sys.executable, *args], {**os.environ, "PYTHONUNBUFFERED": "1", **env}, timeout)
+
+
+def run_in_own_group(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """Runs `cmd` in a new session; afterwards kills whatever it left behind in that group."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        out.seek(0)
+        text = out.read()
+    return subprocess.CompletedProcess(cmd, code, text, text)
 
 
 def run_until_done(run_dir: Path, steps: int, every: int, nproc: int = 1, tries: int = 5,
@@ -118,8 +143,27 @@ def run_until_done(run_dir: Path, steps: int, every: int, nproc: int = 1, tries:
         if proc.returncode == 0:
             return codes
         if proc.returncode not in (-9, 1, 137):  # anything but our SIGKILL is a real failure
-            raise AssertionError(proc.stdout[-3000:] + proc.stderr[-6000:])
+            raise AssertionError(proc.stdout[-6000:])
     raise AssertionError(f"no success after {tries} tries: {codes}")
+
+
+def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    assert launch(ref, 6, 2).returncode == 0
+    killed, kills = tmp_path / "killed", {"KILL_AT": "3", "KILL_IN_SAVE_AT": "4"}
+    assert launch(killed, 6, 2, **kills).returncode == -9  # killed at step 3: step 2 is saved
+    # The same run dir with a wider model: one line naming the checkpoint, before any training.
+    proc = launch(killed, 6, 2, HIDDEN="32")
+    assert proc.returncode != 0
+    last = [line for line in proc.stdout.splitlines() if "DataFileError" in line][-1]
+    assert "different model shape" in last and "hidden_size 64 vs 32" in last
+    assert str(killed / "checkpoints") in last
+    # Killed inside the save of step 4 (resumes from 2 again), then runs to the end.
+    assert run_until_done(killed, 6, 2, **kills) == [-9, 0]
+    assert losses(killed) == losses(ref)
+    assert len(losses(ref)) == 6
+    ckpts = sorted(p.name for p in (killed / "checkpoints").iterdir())
+    assert all(".tmp" not in name for name in ckpts) and len(ckpts) == 3, ckpts
 
 
 @pytest.mark.multiproc

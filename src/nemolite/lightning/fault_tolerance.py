@@ -9,6 +9,7 @@ The launcher (executor) reads `torchrun_args()`; a plain single process uses `ru
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,7 +61,7 @@ class FaultTolerance:
         base_env = dict(os.environ if env is None else env)
         code = 0
         for attempt in range(self.max_restarts + 1):
-            code = subprocess.call(list(cmd), env={**base_env, RESTART_COUNT_ENV: str(attempt)})
+            code = _call_in_own_group(cmd, {**base_env, RESTART_COUNT_ENV: str(attempt)})
             if code in (0, 2):
                 return code
             if attempt < self.max_restarts:
@@ -68,6 +69,28 @@ class FaultTolerance:
                       f"{self.max_restarts} from the last checkpoint", file=sys.stderr, flush=True)
                 time.sleep(self.restart_delay)
         return code
+
+
+def _call_in_own_group(cmd: Sequence[str], env: dict[str, str]) -> int:
+    """Runs `cmd` in a new process group and kills what a crash left behind in it.
+
+    A SIGKILLed trainer orphans megatron's checkpoint-writer Manager process (multiprocessing
+    "spawn", megatron/core/dist_checkpointing/strategies/filesystem_async.py); without the group
+    kill every restart would leak one.
+    """
+    proc = subprocess.Popen(list(cmd), env=env, start_new_session=True)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:  # let the run save (PreemptionCallback) before leaving
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        raise
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return code
 
 
 def restart_count() -> int:
