@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -77,15 +78,15 @@ class ToyModule(pl.LightningModule):
 class FaultInjector(pl.Callback):
     """SIGKILLs this process at chosen steps, each once per run directory."""
 
-    def __init__(self, run_dir: Path, steps: list[int]) -> None:
-        self.run_dir, self.steps = run_dir, steps
+    def __init__(self, run_dir: Path, steps: list[int], sig: int = signal.SIGKILL) -> None:
+        self.run_dir, self.steps, self.sig = run_dir, steps, sig
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         step = trainer.global_step
-        flag = self.run_dir / f"killed_at_{step}"
+        flag = self.run_dir / f"signal_{self.sig}_at_{step}"
         if step in self.steps and not flag.exists():
             flag.touch()
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.sig)
 
 
 def kill_inside_save(trainer: pl.Trainer, run_dir: Path, step: int) -> None:
@@ -104,10 +105,16 @@ def kill_inside_save(trainer: pl.Trainer, run_dir: Path, step: int) -> None:
 
 
 def train(run_dir: Path, max_steps: int, every_n: int, hidden: int = 16, kill_at: list[int] = (),
-          kill_in_save_at: int | None = None, resume: AutoResume | None = None, top_k: int = -1) -> pl.Trainer:
+          kill_in_save_at: int | None = None, resume: AutoResume | None = None, top_k: int = -1,
+          sigterm_at: list[int] = (), callbacks: list | None = None) -> pl.Trainer:
     """One training run through NeMoLogger + AutoResume, like the engine's run_training does."""
-    callbacks = [FaultInjector(run_dir, list(kill_at))] if kill_at else []
-    trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, callbacks=callbacks,
+    callbacks = list(callbacks or [])
+    if kill_at:
+        callbacks.append(FaultInjector(run_dir, list(kill_at)))
+    if sigterm_at:
+        callbacks.append(FaultInjector(run_dir, list(sigterm_at), signal.SIGTERM))
+    devices = int(os.environ.get("WORLD_SIZE", "1"))
+    trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=devices, callbacks=callbacks,
                          log_every_n_steps=1, enable_model_summary=False, num_sanity_val_steps=0)
     log = NeMoLogger(explicit_log_dir=str(run_dir), tensorboard=TensorBoardLogger(),
                      ckpt=ModelCheckpoint(every_n_train_steps=every_n, save_top_k=top_k))
@@ -121,12 +128,46 @@ def train(run_dir: Path, max_steps: int, every_n: int, hidden: int = 16, kill_at
     return trainer
 
 
+class SlowRank(pl.Callback):
+    """Makes global rank 1 sleep each step: a straggler on purpose."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        if trainer.global_rank == 1:
+            time.sleep(self.seconds)
+
+
+def straggler_callbacks(seconds: float) -> list:
+    from nemolite.lightning.callbacks import StragglerDetection
+
+    # After the detector: the delay falls inside its window, as slow forward compute would.
+    return [StragglerDetection(report_every_n_steps=3, threshold=1.5).build(), SlowRank(seconds)]
+
+
+def report_straggler(trainer: pl.Trainer, run_dir: Path) -> None:
+    """Writes each rank's last straggler report as JSON (tests read it)."""
+    import json
+
+    from nemolite.lightning.callbacks.straggler import StragglerCallback
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, StragglerCallback) and cb.last_report is not None:
+            (run_dir / f"straggler_rank{trainer.global_rank}.json").write_text(json.dumps(cb.last_report))
+
+
 def main(argv: list[str]) -> None:
     run_dir, max_steps, every_n = Path(argv[0]), int(argv[1]), int(argv[2])
     kill_at = [int(s) for s in os.environ.get("TOY_KILL_AT", "").split(",") if s]
     in_save = os.environ.get("TOY_KILL_IN_SAVE_AT")
-    train(run_dir, max_steps, every_n, kill_at=kill_at,
-          kill_in_save_at=int(in_save) if in_save else None)
+    sigterm_at = [int(s) for s in os.environ.get("TOY_SIGTERM_AT", "").split(",") if s]
+    callbacks = []
+    if os.environ.get("TOY_STRAGGLER"):
+        callbacks += straggler_callbacks(float(os.environ["TOY_STRAGGLER"]))
+    trainer = train(run_dir, max_steps, every_n, kill_at=kill_at, sigterm_at=sigterm_at,
+                    kill_in_save_at=int(in_save) if in_save else None, callbacks=callbacks)
+    report_straggler(trainer, run_dir)
 
 
 if __name__ == "__main__":

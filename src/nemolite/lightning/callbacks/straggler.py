@@ -1,6 +1,11 @@
 """Reports per-rank step times and flags ranks slower than a multiple of the median.
 
-Every `report_every_n_steps` the ranks all-gather their mean step time of the window (one small
+In synchronous training every rank's wall time per step is the same: the fast ranks wait for the
+slow one inside the gradient all-reduce. So the time measured is each rank's *own* work before its
+first wait: from batch start to `on_before_backward` (data to device and forward; DDP's all-reduce
+runs during backward). Modules that run forward and backward inside `training_step` (megatron's
+schedules, manual optimization) give no such hook; there the whole step is timed, which only
+shows ranks slowed after the step's last collective. Every `report_every_n_steps` the ranks all-gather their mean step time of the window (one small
 collective per report, none in between). Global rank 0 logs the table; every rank can read
 `last_report` (used by tests) and, with `stop_if_detected`, all stop after checkpointing.
 """
@@ -29,16 +34,22 @@ class StragglerCallback(pl.Callback):
     def __init__(self, spec: StragglerDetection) -> None:
         self.spec = spec
         self._t0 = 0.0
+        self._local: float | None = None
         self._times: list[float] = []
         self.last_report: dict[str, Any] | None = None
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         self._t0 = time.perf_counter()
+        self._local: float | None = None
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: Any) -> None:
+        if self._local is None:
+            self._local = time.perf_counter() - self._t0
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._times.append(time.perf_counter() - self._t0)
+        self._times.append(self._local if self._local is not None else time.perf_counter() - self._t0)
         if trainer.global_step % self.spec.report_every_n_steps:
             return
         mean = sum(self._times) / len(self._times)
