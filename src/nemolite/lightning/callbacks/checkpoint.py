@@ -136,7 +136,8 @@ class CheckpointCallback(Checkpoint):
             # Runs on every rank once all ranks wrote their shards (megatron's AsyncCallsQueue).
             options = {"async_save": True, "finalize_fns": [lambda: self._publish_async(trainer)]}
             trainer.save_checkpoint(target, weights_only=weights, storage_options=options)
-            self.last_blocked_s = time.perf_counter() - started
+            # `meta` is the dict `_pending` holds: published with the step loop's blocked time.
+            self.last_blocked_s = meta["blocked_s"] = time.perf_counter() - started
             return final
         trainer.save_checkpoint(target, weights_only=weights)
         self.last_blocked_s = meta["blocked_s"] = time.perf_counter() - started
