@@ -25,10 +25,15 @@ SEQ, GBS = 32, 4
 
 
 def llama_kwargs() -> dict:
-    """4 layers, 4 heads / 2 groups: TP=2 and PP=2 both divide it."""
+    """4 layers, 4 heads / 2 groups: TP=2 and PP=2 both divide it.
+
+    The vocabulary is fixed at 512 (a multiple of 64 x TP for TP 1 and 2): megatron pads it to a
+    multiple of `make_vocab_size_divisible_by x TP`, and differently padded models compute different
+    softmaxes, so a TP=2 checkpoint resumed as TP=1 would not continue the same loss curve.
+    """
     hidden = int(os.environ.get("HIDDEN", "64"))  # another value makes a checkpoint not fit
     return dict(num_layers=4, hidden_size=hidden, ffn_hidden_size=2 * hidden, num_attention_heads=4,
-                num_query_groups=2, seq_length=SEQ, vocab_size=None, make_vocab_size_divisible_by=64)
+                num_query_groups=2, seq_length=SEQ, vocab_size=512, make_vocab_size_divisible_by=64)
 
 
 def main(run_dir: str, max_steps: int, every_n: int) -> None:
@@ -167,7 +172,8 @@ def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path)
 
 
 @pytest.mark.multiproc
-@pytest.mark.parametrize("layout", [{"TP": "2"}, {"PP": "2"}], ids=["tp2", "pp2"])
+@pytest.mark.parametrize("layout", [{"TP": "2"}, {"PP": "2"}, {"TP": "2", "ASYNC": "1"}],
+                         ids=["tp2", "pp2", "tp2_async"])
 def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str]) -> None:
     ref = tmp_path / "ref"
     assert launch(ref, 6, 2, nproc=2, **layout).returncode == 0
@@ -176,6 +182,21 @@ def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str
     assert len(codes) == 3 and codes[-1] == 0, codes
     assert losses(killed) == losses(ref)
     assert len(losses(ref)) == 6
+
+
+@pytest.mark.multiproc
+def test_tp2_checkpoint_resumes_as_tp1_on_the_same_curve(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    assert launch(ref, 6, 2, nproc=2, TP="2").returncode == 0
+    run_dir = tmp_path / "resharded"
+    assert launch(run_dir, 6, 2, nproc=2, TP="2", KILL_AT="5").returncode != 0  # step 4 saved
+    proc = launch(run_dir, 6, 2, nproc=1)  # TP=1 now: megatron reshards the torch_dist checkpoint
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "step=4" in [ln for ln in proc.stdout.splitlines() if "INFO] resuming from" in ln][0]
+    got, want = losses(run_dir), losses(ref)
+    assert sorted(got) == [1, 2, 3, 4, 5, 6]
+    assert got[5] == pytest.approx(want[5], rel=1e-5)  # weights resharded
+    assert got[6] == pytest.approx(want[6], rel=1e-4)  # optimizer state resharded too
 
 
 if __name__ == "__main__":
