@@ -116,11 +116,17 @@ def train(run_dir: Path, max_steps: int, every_n: int, hidden: int = 16, kill_at
     devices = int(os.environ.get("WORLD_SIZE", "1"))
     trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=devices, callbacks=callbacks,
                          log_every_n_steps=1, enable_model_summary=False, num_sanity_val_steps=0)
-    log = NeMoLogger(explicit_log_dir=str(run_dir), tensorboard=TensorBoardLogger(),
-                     ckpt=ModelCheckpoint(every_n_train_steps=every_n, save_top_k=top_k))
+    ckpt = ModelCheckpoint(every_n_train_steps=every_n, save_top_k=top_k)
+    if os.environ.get("TOY_VERSIONED"):  # <run_dir>/toy/<datetime>/, chosen by the ranks together
+        log = NeMoLogger(log_dir=str(run_dir), name="toy", tensorboard=TensorBoardLogger(), ckpt=ckpt)
+        if int(os.environ.get("RANK", "0")) == 1:
+            time.sleep(1.5)  # a later clock on rank 1: its own datetime would differ
+    else:
+        log = NeMoLogger(explicit_log_dir=str(run_dir), tensorboard=TensorBoardLogger(), ckpt=ckpt)
     model = ToyModule(hidden)
     resume = resume or AutoResume(resume_if_exists=True, resume_ignore_no_checkpoint=True)
-    log.setup(trainer, resume_if_exists=resume.resume_if_exists)
+    chosen = log.setup(trainer, resume_if_exists=resume.resume_if_exists)
+    (run_dir / f"run_dir_rank{os.environ.get('RANK', '0')}.txt").write_text(str(chosen))
     resume.setup(trainer, model)
     if kill_in_save_at is not None:
         kill_inside_save(trainer, run_dir, kill_in_save_at)

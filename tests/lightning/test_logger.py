@@ -99,3 +99,21 @@ def test_resolved_recipe_is_written_as_yaml(tmp_path: Path) -> None:
     parsed = yaml.safe_load(text)
     assert parsed["_target_"].endswith("pretrain")
     assert parsed["log"]["ckpt"]["every_n_train_steps"] == 100
+
+
+@pytest.mark.multiproc
+def test_ranks_agree_on_a_new_datetime_version(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(TOY), str(tmp_path), "2", "100"], env={**os.environ, "TOY_VERSIONED": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dirs = {(tmp_path / f"run_dir_rank{r}.txt").read_text() for r in (0, 1)}
+    assert len(dirs) == 1
+    (only,) = dirs
+    assert Path(only).parent == tmp_path / "toy" and [p.name for p in (tmp_path / "toy").iterdir()] == [Path(only).name]
+    assert {p.name for p in Path(only).glob("nemo_log_*")} == {
+        "nemo_log_globalrank-0_localrank-0.txt", "nemo_log_globalrank-1_localrank-1.txt"}
