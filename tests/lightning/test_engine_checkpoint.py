@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from nemolite.lightning.optim import (
     CosineAnnealingScheduler,
     MegatronOptimizerModule,
@@ -23,10 +25,11 @@ from nemolite.llm.training import build_run
 SEQ = 64
 
 
-def _run(max_steps: int, ckpt_path: Path | None = None, save_to: Path | None = None) -> list[float]:
+def _run(max_steps: int, ckpt_path: Path | None = None, save_to: Path | None = None,
+         distributed: bool = False) -> list[float]:
     config = LlamaTinyConfig(num_layers=2, hidden_size=64, ffn_hidden_size=176, num_attention_heads=4,
                              num_query_groups=2, seq_length=SEQ)
-    optim = MegatronOptimizerModule(OptimizerConfig(lr=1e-2), CosineAnnealingScheduler(warmup_steps=1, max_steps=4))
+    optim = MegatronOptimizerModule(OptimizerConfig(lr=1e-2, use_distributed_optimizer=distributed), CosineAnnealingScheduler(warmup_steps=1, max_steps=4))
     trainer = Trainer(accelerator="cpu", devices=1, max_steps=max_steps, strategy=MegatronStrategy(),
                       enable_progress_bar=False, enable_checkpointing=False, limit_val_batches=0)
     data = MockDataModule(seq_length=SEQ, micro_batch_size=2, global_batch_size=4)
@@ -37,13 +40,14 @@ def _run(max_steps: int, ckpt_path: Path | None = None, save_to: Path | None = N
     return module.train_losses
 
 
-def test_resume_from_torch_dist_checkpoint_continues_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("distributed", [False, True], ids=["adam", "distributed_adam"])
+def test_resume_from_torch_dist_checkpoint_continues_exactly(tmp_path: Path, distributed: bool) -> None:
     ckpt = tmp_path / "step2.ckpt"
-    first = _run(2, save_to=ckpt)
+    first = _run(2, save_to=ckpt, distributed=distributed)
     assert (ckpt / "metadata.json").exists() and (ckpt / "common.pt").exists()
     assert json.loads((ckpt / "metadata.json").read_text())["sharded_backend"] == "torch_dist"
-    resumed = _run(4, ckpt_path=ckpt)
-    straight = _run(4)
+    resumed = _run(4, ckpt_path=ckpt, distributed=distributed)
+    straight = _run(4, distributed=distributed)
     assert first == straight[:2]
     # Same process, same arithmetic: model, Adam moments, LR schedule and data position restored.
     assert resumed == straight[2:], (resumed, straight)

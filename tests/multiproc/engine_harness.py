@@ -57,7 +57,15 @@ MODES: dict[str, tuple[str, dict[str, Any], bool]] = {
     "dp2_distopt": ("dense", {}, True),
     "cp2": ("dense", {"context_parallel_size": 2}, False),
     "ep2": ("moe", {"expert_model_parallel_size": 2}, False),
+    # Resume for RESUME_STEPS more steps from the checkpoint another mode saved after STEPS steps.
+    "tp2_ckpt_to_dp2": ("dense", {}, False),
+    "dp2_distopt_ckpt_to_dp2_distopt": ("dense", {}, True),
 }
+# Modes that save a full checkpoint (model + optimizer + trainer state) after their last step,
+# and the modes that resume from it (in another layout: TP2 -> TP1 x DP2).
+SAVES = {"tp2", "dp2_distopt"}
+RESUMES = {"tp2_ckpt_to_dp2": "tp2", "dp2_distopt_ckpt_to_dp2_distopt": "dp2_distopt"}
+RESUME_STEPS = 2
 
 
 class InitialWeights(pl.Callback):
@@ -76,6 +84,9 @@ class InitialWeights(pl.Callback):
 
 def run_mode(mode: str, out_dir: Path) -> list[float]:
     family, strategy_fields, dist_opt = MODES[mode]
+    resume_from = RESUMES.get(mode)
+    # References run long enough to compare the resumed modes too.
+    steps = STEPS + RESUME_STEPS if mode.startswith("ref_") or resume_from else STEPS
     config = DENSE if family == "dense" else MOE
     optim = MegatronOptimizerModule(
         OptimizerConfig(lr=3e-3, use_distributed_optimizer=dist_opt, clip_grad=1.0)
@@ -83,18 +94,21 @@ def run_mode(mode: str, out_dir: Path) -> list[float]:
     trainer = Trainer(
         accelerator="cpu",
         devices=torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
-        max_steps=STEPS,
+        max_steps=steps,
         strategy=MegatronStrategy(**strategy_fields),
-        callbacks=[InitialWeights(out_dir / f"init_{family}", save=mode.startswith("ref_"))],
+        callbacks=[] if resume_from else [InitialWeights(out_dir / f"init_{family}", save=mode.startswith("ref_"))],
         enable_progress_bar=False,
         enable_checkpointing=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
     )
     data = MockDataModule(seq_length=SEQ, micro_batch_size=1, global_batch_size=GLOBAL_BATCH,
-                          num_train_samples=STEPS * GLOBAL_BATCH)
+                          num_train_samples=steps * GLOBAL_BATCH)
     pl_trainer, dm, module = build_run(model=GPTModel(config, optim=optim), data=data, trainer=trainer)
-    pl_trainer.fit(module, datamodule=dm)
+    ckpt_path = str(out_dir / f"ckpt_{resume_from}") if resume_from else None
+    pl_trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    if mode in SAVES:
+        pl_trainer.save_checkpoint(str(out_dir / f"ckpt_{mode}"))
     return module.train_losses
 
 

@@ -53,6 +53,20 @@ EXPECTED: dict[str, tuple[str, float, str]] = {
         "float summation order",
     ),
 }
+# Resumed modes: steps 6-7 after loading another layout's step-5 checkpoint (model, optimizer,
+# trainer and data state), against the reference's steps 6-7.
+RESUMED: dict[str, tuple[str, float, str]] = {
+    "tp2_ckpt_to_dp2": (
+        "ref_dense",
+        1e-5,
+        "a TP=2 checkpoint (itself within 1e-6 of the reference) resharded to TP=1 x DP=2",
+    ),
+    "dp2_distopt_ckpt_to_dp2_distopt": (
+        "ref_dense",
+        1e-5,
+        "the distributed optimizer's dp_reshardable state, saved and loaded with DP=2",
+    ),
+}
 UNSUPPORTED = {
     "cp2": "context parallelism needs TransformerEngine's attention (megatron-core's local "
     "DotProductAttention asserts context_parallel_size == 1), and TE has no CPU build",
@@ -75,7 +89,7 @@ def _launch(out: Path, nproc: int, modes: list[str]) -> dict[str, Any]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("engine_parallel")
     results = _launch(out, 1, ["ref_dense", "ref_moe"])
-    results |= _launch(out, 2, list(EXPECTED))
+    results |= _launch(out, 2, list(EXPECTED) + list(RESUMED))
     return results
 
 
@@ -88,7 +102,7 @@ def _losses(runs: dict[str, Any], mode: str) -> list[float]:
 def test_reference_trains(runs: dict[str, Any]) -> None:
     for ref in ("ref_dense", "ref_moe"):
         losses = _losses(runs, ref)
-        assert len(losses) == 5
+        assert len(losses) == 7
         # lr 3e-3 on random tokens: the model learns their unigram distribution within 5 steps.
         assert losses[-1] < losses[0], (ref, losses)
 
@@ -96,12 +110,20 @@ def test_reference_trains(runs: dict[str, Any]) -> None:
 @pytest.mark.parametrize("mode", list(EXPECTED))
 def test_parallel_mode_matches_one_process(runs: dict[str, Any], mode: str) -> None:
     reference, rtol, why = EXPECTED[mode]
-    got, want = _losses(runs, mode), _losses(runs, reference)
+    got, want = _losses(runs, mode), _losses(runs, reference)[:5]
     assert len(got) == len(want) == 5
     if rtol == 0.0:
         assert got == want, f"{mode} should be bit-exact ({why})"
     else:
         assert got == pytest.approx(want, rel=rtol, abs=0.0), f"{mode} beyond tolerance ({why})"
+
+
+@pytest.mark.parametrize("mode", list(RESUMED))
+def test_checkpoint_reshards_and_resumes(runs: dict[str, Any], mode: str) -> None:
+    reference, rtol, why = RESUMED[mode]
+    got, want = _losses(runs, mode), _losses(runs, reference)[5:]
+    assert len(got) == len(want) == 2
+    assert got == pytest.approx(want, rel=rtol, abs=0.0), f"{mode} beyond tolerance ({why})"
 
 
 @pytest.mark.parametrize("mode", list(UNSUPPORTED))

@@ -32,6 +32,46 @@ def model_sharded_state_dict(chunks: list[torch.nn.Module], prefix: str = "") ->
     return {f"model{i}": unwrap(c).sharded_state_dict(prefix=prefix) for i, c in enumerate(chunks)}
 
 
+def _init_empty_optimizer_state(mcore: Any) -> None:
+    """Gives a freshly built distributed optimizer Adam states to load into.
+
+    Works around megatron/core/optimizer/distrib_optimizer.py `DistributedOptimizer.state_dict`,
+    which (without Apex or TransformerEngine, e.g. on CPU) asserts that every Adam state holds one
+    common "step", and is called by `sharded_state_dict(is_loading=True)` before any step has run.
+    """
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    for opt in getattr(mcore, "chained_optimizers", [mcore]):
+        if not isinstance(opt, DistributedOptimizer) or opt.init_state_fn is None:
+            continue
+        inner = opt.optimizer
+        opt.init_state_fn(inner, opt.config)
+        for group in inner.param_groups:
+            for param in group["params"]:
+                inner.state[param].setdefault("step", torch.tensor(0.0))
+
+
+def sync_adam_steps(mcore: Any) -> None:
+    """Sets every Adam state's "step" to its param group's loaded "step" (distributed optimizer).
+
+    Works around megatron/core/optimizer/distrib_optimizer.py: without Apex/TE the iteration is
+    saved in the param groups, but `load_parameter_state_from_dp_reshardable` then copies the
+    loading template's per-param "step" back over it, which would restart Adam's bias correction.
+    """
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    for opt in getattr(mcore, "chained_optimizers", [mcore]):
+        if not isinstance(opt, DistributedOptimizer):
+            continue
+        for group in opt.optimizer.param_groups:
+            if group.get("step") is None:
+                continue
+            for param in group["params"]:
+                state = opt.optimizer.state[param]
+                if "step" in state:
+                    state["step"] = torch.tensor(float(group["step"]))
+
+
 def optimizer_sharded_state_dict(
     optimizer: Any, chunks: list[torch.nn.Module], *, is_loading: bool = False
 ) -> dict[str, Any]:
@@ -40,6 +80,8 @@ def optimizer_sharded_state_dict(
     for i, chunk in enumerate(chunks):
         model_ssd.update({f"{i}.{k}": v for k, v in unwrap(chunk).sharded_state_dict().items()})
     mcore = getattr(optimizer, "mcore_optimizer", optimizer)
+    if is_loading:
+        _init_empty_optimizer_state(mcore)
     return mcore.sharded_state_dict(model_ssd, is_loading=is_loading, metadata=OPTIMIZER_METADATA)
 
 

@@ -66,7 +66,13 @@ class MegatronOptimizerAdapter(torch.optim.Optimizer):
         return self.mcore_optimizer.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.mcore_optimizer.load_state_dict(state_dict)
+        # megatron/core/optimizer/distrib_optimizer.py `_set_main_param_and_optimizer_states`
+        # copies into views of fp32 params outside no_grad (fails for fp32 training).
+        from nemolite.lightning.megatron_checkpoint import sync_adam_steps
+
+        with torch.no_grad():
+            self.mcore_optimizer.load_state_dict(state_dict)
+        sync_adam_steps(self.mcore_optimizer)
 
     def sharded_state_dict(self, model_sharded_state_dict: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """megatron's sharded optimizer state (dist-checkpointing), keyed by the model's tensors."""
