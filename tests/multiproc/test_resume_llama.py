@@ -87,7 +87,9 @@ def main(run_dir: str, max_steps: int, every_n: int) -> None:
                          lr_scheduler=run.Config(nl.CosineAnnealingScheduler, warmup_steps=2, min_lr=3e-4)),
         log=run.Config(nl.NeMoLogger, explicit_log_dir=run_dir,
                        ckpt=run.Config(nl.ModelCheckpoint, every_n_train_steps=every_n, save_top_k=-1)),
-        resume=run.Config(nl.AutoResume, resume_if_exists=True, resume_ignore_no_checkpoint=True),
+        resume=run.Config(nl.AutoResume, resume_if_exists=True, resume_ignore_no_checkpoint=True,
+                          restore_config=run.Config(nl.RestoreConfig, path=os.environ["RESTORE_FROM"])
+                          if os.environ.get("RESTORE_FROM") else None),
     )
     fdl.build(recipe)()
 

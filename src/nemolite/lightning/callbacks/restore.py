@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
-from nemolite.lightning.callbacks.checkpoint import trainer_ckpt_path
+from nemolite.lightning.callbacks.checkpoint import trainer_ckpt_path, writes_directory
 from nemolite.lightning.resume import RestoreConfig
 
 log = logging.getLogger("nemolite.resume")
@@ -21,12 +21,26 @@ class RestoreWeights(pl.Callback):
         self.path = path
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not (self.config.load_model_state or self.config.load_optim_state):
-            return
-        checkpoint = trainer.strategy.load_checkpoint(trainer_ckpt_path(self.path))
-        if self.config.load_model_state:
-            trainer.strategy.load_model_state_dict(checkpoint, strict=True)
         if self.config.load_optim_state:
+            checkpoint = trainer.strategy.load_checkpoint(trainer_ckpt_path(self.path))
+            trainer.strategy.load_model_state_dict(checkpoint, strict=True)
             trainer.strategy.load_optimizer_state_dict(checkpoint)
+        elif self.config.load_model_state:
+            self._load_weights_only(trainer, pl_module)
+        else:
+            return
         log.info("restored %s from %s", "weights and optimizer" if self.config.load_optim_state
                  else "weights", self.path)
+
+    def _load_weights_only(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if writes_directory(trainer.strategy):
+            # The megatron strategy's load_checkpoint also asks for optimizer shards, and megatron
+            # builds that template by resetting the optimizer's state in place
+            # (megatron/core/optimizer/optimizer.py sharded_state_dict(is_loading=True)): the next
+            # step then fails. Weights alone go through megatron's model-only loader instead.
+            from nemolite.lightning.megatron_checkpoint import load_model_weights
+
+            load_model_weights(list(pl_module.chunks), self.path)  # type: ignore[arg-type]
+            return
+        checkpoint = trainer.strategy.load_checkpoint(trainer_ckpt_path(self.path))
+        trainer.strategy.load_model_state_dict(checkpoint, strict=True)
