@@ -30,6 +30,8 @@ MODELS = {
 
 def run_case(model: str, mode: str, steps: int, out: Path) -> dict:
     """One training run in this process; returns the measurements."""
+    from nemolite.lightning import exp_ckpt_dir as ckdir
+    from nemolite.lightning.callbacks.metrics import read_metrics
     from nemolite.lightning.checkpoint import ModelCheckpoint
     from nemolite.lightning.logger import NeMoLogger
     from nemolite.lightning.optim import MegatronOptimizerModule, OptimizerConfig
@@ -38,9 +40,6 @@ def run_case(model: str, mode: str, steps: int, out: Path) -> dict:
     from nemolite.llm.gpt.data.mock import MockDataModule
     from nemolite.llm.gpt.model import GPTModel, LlamaTinyConfig
     from nemolite.llm.training import build_run
-
-    from nemolite.lightning import exp_ckpt_dir as ckdir
-    from nemolite.lightning.callbacks.metrics import read_metrics
 
     config = LlamaTinyConfig(**MODELS[model])
     trainer = Trainer(accelerator="cpu", devices=1, max_steps=steps, limit_val_batches=0,

@@ -167,6 +167,7 @@ def find_resume_checkpoint(resume: AutoResume, run_dir: Path | None,
         return check_integrity(Path(resume.resume_from_path)).path
     if not resume.resume_if_exists:
         return None
+    where: Path | None
     if resume.resume_from_directory is not None:
         where, field = Path(resume.resume_from_directory), "resume.resume_from_directory"
     else:

@@ -70,8 +70,8 @@ def _latest_version(root: Path) -> str | None:
     versions = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
                       key=lambda d: (d.stat().st_mtime, d.name))
     with_ckpt = [d for d in versions if latest_complete(d / CKPT_SUBDIR) is not None]
-    chosen = (with_ckpt or versions or [None])[-1]
-    return None if chosen is None else chosen.name
+    candidates = with_ckpt or versions
+    return candidates[-1].name if candidates else None
 
 
 def agree_on_run_dir(candidate: Path) -> Path:

@@ -48,7 +48,7 @@ class TensorBoardLogger:
         level: the run directory is versioned already), or Lightning's `save_dir/name/version`."""
         from lightning.pytorch.loggers import TensorBoardLogger as _TensorBoardLogger
 
-        common = {"log_graph": self.log_graph, "default_hp_metric": self.default_hp_metric,
+        common: dict[str, Any] = {"log_graph": self.log_graph, "default_hp_metric": self.default_hp_metric,
                   "prefix": self.prefix}
         if run_dir is not None and not Path(self.save_dir).is_absolute():
             return _TensorBoardLogger(save_dir=str(run_dir / self.save_dir), name="",

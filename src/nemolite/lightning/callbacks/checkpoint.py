@@ -254,9 +254,10 @@ def _rng_state() -> dict[str, Any]:
     import torch
 
     # Plain types and tensors only: Lightning loads checkpoints with torch.load(weights_only=True).
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    keys_t = torch.from_numpy(np.asarray(keys).astype(np.int64))
     return {"python": random.getstate(), "torch": torch.get_rng_state(),
-            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
+            "numpy": [name, keys_t, int(pos), int(has_gauss), float(cached)]}
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:

@@ -46,10 +46,10 @@ class NeMoMetrics(pl.Callback):
                 self._own.add(name)
                 pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1, rank_zero_only=True)
         if trainer.is_global_zero:
-            record = {"step": trainer.global_step, "time": time.time(), **extra}
+            record: dict[str, Any] = {"step": trainer.global_step, "time": time.time(), **extra}
             for name in ("reduced_train_loss", "val_loss"):
-                if (value := scalar(trainer, name)) is not None:
-                    record[name] = value
+                if (logged := scalar(trainer, name)) is not None:
+                    record[name] = logged
             self._append(record)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -41,7 +41,7 @@ class StragglerCallback(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         self._t0 = time.perf_counter()
-        self._local: float | None = None
+        self._local = None
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: Any) -> None:
         if self._local is None:
