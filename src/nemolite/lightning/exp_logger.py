@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nemolite.lightning.exp_records import write_records
-from nemolite.lightning.exp_run_dir import agree_on_run_dir, global_rank, local_rank, resolve_run_dir
+from nemolite.lightning.exp_run_dir import (
+    agree_on_run_dir,
+    global_rank,
+    local_rank,
+    resolve_run_dir,
+)
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
