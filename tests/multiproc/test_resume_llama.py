@@ -6,7 +6,8 @@ start it as a subprocess, SIGKILL it at chosen steps (fault injection through th
 until it finishes, and compare the per-step losses in `train_metrics.jsonl` with an uninterrupted
 run's.
 
-    python test_resume_llama.py RUN_DIR MAX_STEPS EVERY_N      (env: TP, PP, KILL_AT, KILL_IN_SAVE_AT)
+    python test_resume_llama.py RUN_DIR MAX_STEPS EVERY_N
+    (env: TP, PP, ASYNC, HIDDEN, KILL_AT, KILL_IN_SAVE_AT, SIGTERM_AT, RESTORE_FROM)
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def main(run_dir: str, max_steps: int, every_n: int) -> None:
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
             if trainer.global_step in self.steps and self._once(trainer, "at"):
                 os.kill(os.getpid(), signal.SIGKILL)
+            # Only rank 0 is told: the ranks must agree to save and stop together.
+            if (trainer.global_step == int(os.environ.get("SIGTERM_AT", "0")) and trainer.global_rank == 0
+                    and self._once(trainer, "sigterm")):
+                os.kill(os.getpid(), signal.SIGTERM)
 
         def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:  # noqa: ANN001
             # Called while the checkpoint dict is assembled, before the files are complete.
@@ -184,6 +189,20 @@ def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str
     assert len(codes) == 3 and codes[-1] == 0, codes
     assert losses(killed) == losses(ref)
     assert len(losses(ref)) == 6
+
+
+@pytest.mark.multiproc
+def test_sigterm_on_one_rank_saves_on_all_and_the_same_command_resumes(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    assert launch(ref, 6, 100, nproc=2, TP="2").returncode == 0
+    run_dir = tmp_path / "preempted"
+    first = launch(run_dir, 6, 100, nproc=2, TP="2", SIGTERM_AT="3")  # no scheduled save before 100
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "preemption (SIGTERM) at step 3" in first.stdout and "preemption (a peer's signal)" in first.stdout
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [
+        "default--reduced_train_loss=%.2f-step=3-consumed_samples=12-last" % losses(ref)[3]]
+    assert launch(run_dir, 6, 100, nproc=2, TP="2", SIGTERM_AT="3").returncode == 0
+    assert losses(run_dir) == losses(ref)
 
 
 @pytest.mark.multiproc
