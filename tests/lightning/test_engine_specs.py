@@ -74,6 +74,9 @@ def test_layout_checks_experts_and_batches() -> None:
         check_layout, MegatronStrategy(), model_config=TINY, world_size=2, global_batch_size=6, micro_batch_size=2
     )
     assert err.field == "data.global_batch_size" and "multiple of 4" in err.fix
+    vp = MegatronStrategy(pipeline_model_parallel_size=2, virtual_pipeline_model_parallel_size=2)
+    err = _error(check_layout, vp, model_config=TINY, world_size=2, global_batch_size=6, micro_batch_size=2)
+    assert err.field == "data.global_batch_size" and "interleaved" in err.problem
     check_layout(
         MegatronStrategy(tensor_model_parallel_size=2, pipeline_model_parallel_size=2,
                          virtual_pipeline_model_parallel_size=2, sequence_parallel=True),

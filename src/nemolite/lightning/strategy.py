@@ -253,3 +253,16 @@ def check_layout(
         f"not a multiple of micro_batch_size x data-parallel size = {micro_batch_size} x {dp}",
         f"use a multiple of {micro_batch_size * dp}",
     )
+    pp = s.pipeline_model_parallel_size
+    if s.virtual_pipeline_model_parallel_size is not None:
+        # megatron's interleaved schedule runs micro-batches in groups of PP
+        # (pipeline_parallel/schedules.py, microbatch_group_size_per_vp_stage).
+        micro_batches = global_batch_size // (micro_batch_size * dp)
+        _need(
+            micro_batches % pp == 0,
+            "data.global_batch_size",
+            global_batch_size,
+            f"gives {micro_batches} micro-batches per step, and the interleaved pipeline needs a "
+            f"multiple of pipeline_model_parallel_size={pp}",
+            f"use a multiple of {micro_batch_size * dp * pp}",
+        )
