@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,21 @@ def test_top_k_keeps_the_best_by_monitor_plus_the_last(tmp_path: Path) -> None:
     assert {s for _, s in best_two} | {8} == set(scores)
     assert all(scores[s] == pytest.approx(losses[s]) for s in scores)
     assert complete[-1].is_end
+
+
+def test_train_time_interval_saves_when_the_time_has_passed(tmp_path: Path) -> None:
+    toy = load_toy()
+
+    class SlowStep(toy.pl.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:  # noqa: ANN001, ANN002
+            if trainer.global_step == 3:
+                time.sleep(2.2)
+
+    # Two seconds: far more than the toy's other steps take, even on a busy machine.
+    spec = ModelCheckpoint(train_time_interval=2.0, save_top_k=-1, save_last=False)
+    toy.train(tmp_path, max_steps=6, every_n=0, ckpt=spec, callbacks=[SlowStep()])
+    # Saved after the slow step 3, and at the end of training.
+    assert [c.step for c in ckdir.list_complete(tmp_path / "checkpoints")] == [3, 6]
 
 
 def test_discovery_ignores_unfinished_and_markerless_directories(tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ def kill_inside_save(trainer: pl.Trainer, run_dir: Path, step: int) -> None:
 
 def train(run_dir: Path, max_steps: int, every_n: int, hidden: int = 16, kill_at: list[int] = (),
           kill_in_save_at: int | None = None, resume: AutoResume | None = None, top_k: int = -1,
-          sigterm_at: list[int] = (), callbacks: list | None = None) -> pl.Trainer:
+          sigterm_at: list[int] = (), callbacks: list | None = None,
+          ckpt: ModelCheckpoint | None = None) -> pl.Trainer:
     """One training run through NeMoLogger + AutoResume, like the engine's run_training does."""
     callbacks = list(callbacks or [])
     if kill_at:
@@ -116,7 +117,7 @@ def train(run_dir: Path, max_steps: int, every_n: int, hidden: int = 16, kill_at
     devices = int(os.environ.get("WORLD_SIZE", "1"))
     trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=devices, callbacks=callbacks,
                          log_every_n_steps=1, enable_model_summary=False, num_sanity_val_steps=0)
-    ckpt = ModelCheckpoint(every_n_train_steps=every_n, save_top_k=top_k)
+    ckpt = ckpt or ModelCheckpoint(every_n_train_steps=every_n, save_top_k=top_k)
     if os.environ.get("TOY_VERSIONED"):  # <run_dir>/toy/<datetime>/, chosen by the ranks together
         log = NeMoLogger(log_dir=str(run_dir), name="toy", tensorboard=TensorBoardLogger(), ckpt=ckpt)
         if int(os.environ.get("RANK", "0")) == 1:
