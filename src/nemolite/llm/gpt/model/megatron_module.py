@@ -34,12 +34,12 @@ def slice_for_context_parallel(batch: dict[str, torch.Tensor]) -> dict[str, torc
     if cp == 1:
         return batch
     rank = parallel_state.get_context_parallel_rank()
-    index = torch.tensor([rank, 2 * cp - 1 - rank])
     out = {}
     for key, value in batch.items():
         if key not in BATCH_KEYS:
             out[key] = value
             continue
+        index = torch.tensor([rank, 2 * cp - 1 - rank], device=value.device)
         shaped = value.view(value.shape[0], 2 * cp, value.shape[1] // (2 * cp), *value.shape[2:])
         out[key] = shaped.index_select(1, index).reshape(value.shape[0], -1, *value.shape[2:])
     return out
@@ -163,10 +163,11 @@ class MegatronGPTModule(pl.LightningModule):
             micro_batch_size=batches[0]["tokens"].shape[0],
             forward_only=forward_only,
         )
-        totals = torch.zeros(2, dtype=torch.float64)
+        # On the model's device: NCCL reduces CUDA tensors only.
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)
         if parallel_state.is_pipeline_last_stage(ignore_virtual=True):
             for out in outputs:
-                totals += out["lm loss"].to(torch.float64)
+                totals += out["lm loss"].to(totals)
             torch.distributed.all_reduce(
                 totals, group=parallel_state.get_data_parallel_group(with_context_parallel=True)
             )
