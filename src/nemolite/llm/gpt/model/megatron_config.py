@@ -100,6 +100,42 @@ def _fusions(cfg: GPTConfig, te: bool) -> dict[str, bool]:
     }
 
 
+def _parallel_fields(
+    strategy: MegatronStrategy, precision: MegatronMixedPrecision | None, params_dtype: torch.dtype
+) -> dict[str, Any]:
+    pipeline_dtype = strategy.pipeline_dtype or (precision and precision.pipeline_dtype)
+    batch_p2p = strategy.batch_p2p_comm
+    if batch_p2p is None:
+        # Interleaved pipelines over gloo give silently wrong results with batched isend/irecv.
+        batch_p2p = torch.cuda.is_available()
+    return {
+        "tensor_model_parallel_size": strategy.tensor_model_parallel_size,
+        "pipeline_model_parallel_size": strategy.pipeline_model_parallel_size,
+        "virtual_pipeline_model_parallel_size": strategy.virtual_pipeline_model_parallel_size,
+        "context_parallel_size": strategy.context_parallel_size,
+        "sequence_parallel": strategy.sequence_parallel,
+        "expert_model_parallel_size": strategy.expert_model_parallel_size,
+        "expert_tensor_parallel_size": strategy.expert_tensor_parallel_size,
+        "pipeline_dtype": DTYPES[pipeline_dtype] if pipeline_dtype else params_dtype,
+        "batch_p2p_comm": batch_p2p,
+        "overlap_p2p_comm": strategy.overlap_p2p_comm,
+    }
+
+
+def _moe_fields(cfg: GPTConfig) -> dict[str, Any]:
+    if cfg.num_moe_experts is None:
+        return {}
+    return {
+        "num_moe_experts": cfg.num_moe_experts,
+        "moe_router_topk": cfg.moe_router_topk,
+        "moe_ffn_hidden_size": cfg.moe_ffn_hidden_size or cfg.ffn_hidden_size,
+        "moe_aux_loss_coeff": cfg.moe_aux_loss_coeff,
+        "moe_router_load_balancing_type": cfg.moe_router_load_balancing_type,
+        "moe_token_dispatcher_type": cfg.moe_token_dispatcher_type,
+        "moe_grouped_gemm": cfg.moe_grouped_gemm,
+    }
+
+
 def transformer_config(
     cfg: GPTConfig,
     strategy: MegatronStrategy,
@@ -107,22 +143,6 @@ def transformer_config(
 ) -> TransformerConfig:
     """megatron-core's TransformerConfig for this model, layout and precision."""
     prec = _precision_fields(precision)
-    pipeline_dtype = strategy.pipeline_dtype or (precision and precision.pipeline_dtype)
-    batch_p2p = strategy.batch_p2p_comm
-    if batch_p2p is None:
-        # Interleaved pipelines over gloo give silently wrong results with batched isend/irecv.
-        batch_p2p = torch.cuda.is_available()
-    moe: dict[str, Any] = {}
-    if cfg.num_moe_experts is not None:
-        moe = {
-            "num_moe_experts": cfg.num_moe_experts,
-            "moe_router_topk": cfg.moe_router_topk,
-            "moe_ffn_hidden_size": cfg.moe_ffn_hidden_size or cfg.ffn_hidden_size,
-            "moe_aux_loss_coeff": cfg.moe_aux_loss_coeff,
-            "moe_router_load_balancing_type": cfg.moe_router_load_balancing_type,
-            "moe_token_dispatcher_type": cfg.moe_token_dispatcher_type,
-            "moe_grouped_gemm": cfg.moe_grouped_gemm,
-        }
     return TransformerConfig(
         num_layers=cfg.num_layers,
         hidden_size=cfg.hidden_size,
@@ -139,22 +159,13 @@ def transformer_config(
         init_method_std=cfg.init_method_std,
         hidden_dropout=cfg.hidden_dropout,
         attention_dropout=cfg.attention_dropout,
-        tensor_model_parallel_size=strategy.tensor_model_parallel_size,
-        pipeline_model_parallel_size=strategy.pipeline_model_parallel_size,
-        virtual_pipeline_model_parallel_size=strategy.virtual_pipeline_model_parallel_size,
-        context_parallel_size=strategy.context_parallel_size,
-        sequence_parallel=strategy.sequence_parallel,
-        expert_model_parallel_size=strategy.expert_model_parallel_size,
-        expert_tensor_parallel_size=strategy.expert_tensor_parallel_size,
-        pipeline_dtype=DTYPES[pipeline_dtype] if pipeline_dtype else prec["params_dtype"],
-        batch_p2p_comm=batch_p2p,
-        overlap_p2p_comm=strategy.overlap_p2p_comm,
-        # Master weights are drawn whole on the CPU and then sliced, so any TP/PP layout starts
-        # from the same numbers as one process (what the parallel correctness tests rely on).
+        # Master weights are drawn whole on the CPU and then sliced, so TP layouts start from the
+        # same numbers as one process (on GPU, megatron initialises on the device instead).
         use_cpu_initialization=not torch.cuda.is_available(),
+        **_parallel_fields(strategy, precision, prec["params_dtype"]),
         **_fusions(cfg, uses_transformer_engine(cfg)),
         **prec,
-        **moe,
+        **_moe_fields(cfg),
     )
 
 
