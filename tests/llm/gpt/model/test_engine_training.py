@@ -18,7 +18,7 @@ from nemolite.lightning.strategy import MegatronStrategy
 from nemolite.lightning.trainer import Trainer
 from nemolite.llm.gpt.data.mock import MockDataModule
 from nemolite.llm.gpt.model import GPTModel, LlamaTinyConfig
-from nemolite.llm.training import build_run, run_training
+from nemolite.llm.training import build_run
 
 SEQ = 64
 
@@ -88,7 +88,7 @@ def test_bf16_mixed_trains_close_to_fp32() -> None:
 
 def test_run_training_fits_and_validates(tmp_path: Path) -> None:
     trainer = cpu_trainer(2, default_root_dir=str(tmp_path), limit_val_batches=1, val_check_interval=2)
-    run_dir = run_training(model=small_llama(), data=mock_data(), trainer=trainer)
+    run_dir = trainer.fit(small_llama(), mock_data())  # the notebook helper, over run_training
     assert run_dir is not None and Path(run_dir).is_relative_to(tmp_path)
     # limit_val_batches counts global batches (2 micro-batches each here), as in NeMo.
     pl_trainer, dm, module = build_run(model=small_llama(), data=mock_data(), trainer=cpu_trainer(
