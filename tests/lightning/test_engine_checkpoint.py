@@ -26,24 +26,30 @@ SEQ = 64
 
 
 def _run(max_steps: int, ckpt_path: Path | None = None, save_to: Path | None = None,
-         distributed: bool = False) -> list[float]:
+         distributed: bool = False, async_save: bool = False) -> list[float]:
     config = LlamaTinyConfig(num_layers=2, hidden_size=64, ffn_hidden_size=176, num_attention_heads=4,
                              num_query_groups=2, seq_length=SEQ)
     optim = MegatronOptimizerModule(OptimizerConfig(lr=1e-2, use_distributed_optimizer=distributed), CosineAnnealingScheduler(warmup_steps=1, max_steps=4))
-    trainer = Trainer(accelerator="cpu", devices=1, max_steps=max_steps, strategy=MegatronStrategy(),
+    trainer = Trainer(accelerator="cpu", devices=1, max_steps=max_steps, strategy=MegatronStrategy(ckpt_async_save=async_save),
                       enable_progress_bar=False, enable_checkpointing=False, limit_val_batches=0)
     data = MockDataModule(seq_length=SEQ, micro_batch_size=2, global_batch_size=4)
     pl_trainer, dm, module = build_run(model=GPTModel(config, optim=optim), data=data, trainer=trainer)
     pl_trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     if save_to is not None:
         pl_trainer.save_checkpoint(str(save_to))
+        pl_trainer.strategy.finalize_async_saves(blocking=True)
     return module.train_losses
 
 
-@pytest.mark.parametrize("distributed", [False, True], ids=["adam", "distributed_adam"])
-def test_resume_from_torch_dist_checkpoint_continues_exactly(tmp_path: Path, distributed: bool) -> None:
+@pytest.mark.parametrize(
+    "distributed,async_save", [(False, False), (True, False), (False, True)],
+    ids=["adam", "distributed_adam", "adam_async_save"],
+)
+def test_resume_from_torch_dist_checkpoint_continues_exactly(
+    tmp_path: Path, distributed: bool, async_save: bool
+) -> None:
     ckpt = tmp_path / "step2.ckpt"
-    first = _run(2, save_to=ckpt, distributed=distributed)
+    first = _run(2, save_to=ckpt, distributed=distributed, async_save=async_save)
     assert (ckpt / "metadata.json").exists() and (ckpt / "common.pt").exists()
     assert json.loads((ckpt / "metadata.json").read_text())["sharded_backend"] == "torch_dist"
     resumed = _run(4, ckpt_path=ckpt, distributed=distributed)
