@@ -5,6 +5,7 @@ alternating rounds so that load from other processes hits both alike. Also repor
 growth of training steps next to the parameter + gradient + optimizer bytes the model needs.
 
     python benchmarks/engine_overhead.py [--steps 6] [--rounds 3] [--warmup 2]
+    torchrun --nproc_per_node 2 benchmarks/engine_overhead.py   # both loops with DP=2 over gloo
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def specs(steps: int) -> tuple[GPTModel, MockDataModule, Trainer]:
     config = LlamaTinyConfig()
     model = GPTModel(config, optim=MegatronOptimizerModule(OptimizerConfig(lr=1e-3)))
     data = MockDataModule(seq_length=config.seq_length, micro_batch_size=MICRO, global_batch_size=GLOBAL)
-    trainer = Trainer(accelerator="cpu", devices=1, max_steps=steps, strategy=MegatronStrategy(),
+    trainer = Trainer(accelerator="cpu", devices=torch.distributed.get_world_size(), max_steps=steps, strategy=MegatronStrategy(),
                       enable_progress_bar=False, enable_checkpointing=False, limit_val_batches=0,
                       num_sanity_val_steps=0)
     return model, data, trainer
@@ -132,7 +133,7 @@ def bare(steps: int) -> list[tuple[float, float]]:
         chunk.zero_grad_buffer()
         optimizer.zero_grad()
         get_forward_backward_func()(forward_step_func=forward_step, data_iterator=batches, model=chunk,
-                                    num_microbatches=GLOBAL // MICRO, seq_length=model.config.seq_length,
+                                    num_microbatches=GLOBAL // (MICRO * torch.distributed.get_world_size()), seq_length=model.config.seq_length,
                                     micro_batch_size=MICRO, forward_only=False)
         optimizer.step()
         ends.append((time.perf_counter(), time.process_time()))
@@ -161,13 +162,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of each round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating ours/bare rounds")
     args = parser.parse_args()
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
-    torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+    if "WORLD_SIZE" in os.environ:  # under torchrun: both loops data-parallel over its processes
+        torch.distributed.init_process_group("gloo")
+    else:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
+        torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+    world = torch.distributed.get_world_size()
     from nemolite.backends import cpu
 
     cpu.apply()
-    cpu.set_cpu_threads(1)
+    cpu.set_cpu_threads(world)
     total = args.steps + args.warmup + 1
     bare_times: list[tuple[float, float]] = []
     our_times: list[tuple[float, float]] = []
@@ -194,7 +199,8 @@ def main() -> None:
     ]
     notes = (
         f"LlamaTinyConfig ({mem['numel'] / 1e6:.2f} M params), seq {LlamaTinyConfig().seq_length}, "
-        f"micro batch {MICRO}, global batch {GLOBAL}, 1 process, {torch.get_num_threads()} threads, "
+        f"micro batch {MICRO}, global batch {GLOBAL}, {world} process(es) (DP={world}), "
+        f"{torch.get_num_threads()} thread(s) each, "
         f"median of {len(bare_times)} steps each; goal: ratio <= 1.10.\n\n"
         f"Memory: params {mem['params'] * mib:.1f} MiB + grads {mem['grads'] * mib:.1f} MiB + "
         f"Adam state {mem['optimizer'] * mib:.1f} MiB = "
@@ -203,7 +209,10 @@ def main() -> None:
         f"allocator caches, Lightning/data objects): {growth * mib:.0f} MiB "
         f"(peak RSS {rss.peak * mib:.0f} MiB, imports included)."
     )
-    report("engine_overhead", "Engine step time: nemolite Trainer vs bare megatron-core (CPU)",
+    if torch.distributed.get_rank() != 0:
+        return
+    name = "engine_overhead" if world == 1 else f"engine_overhead_{world}proc"
+    report(name, "Engine step time: nemolite Trainer vs bare megatron-core (CPU)",
            ["loop", "median step (wall)", "ratio (wall)", "median step (CPU)", "ratio (CPU)"],
            rows, notes + f" Load average during the run: {os.getloadavg()[0]:.1f}.")
 
