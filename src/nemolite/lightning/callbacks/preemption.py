@@ -31,6 +31,9 @@ class PreemptionHandler(pl.Callback):
         self._previous: dict[int, Any] = {}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Replaces (does not chain to) Lightning's own SIGTERM handler for the training loop:
+        # Lightning's sets `trainer.received_sigterm`, and its loops then raise SIGTERMException
+        # (lightning/pytorch/loops/training_epoch_loop.py), exiting without a checkpoint.
         for sig in self.signals:
             try:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
