@@ -28,7 +28,8 @@ SEQ = 64
 def _run(max_steps: int, ckpt_path: Path | None = None, save_to: Path | None = None,
          distributed: bool = False, async_save: bool = False) -> list[float]:
     config = LlamaTinyConfig(num_layers=2, hidden_size=64, ffn_hidden_size=176, num_attention_heads=4,
-                             num_query_groups=2, seq_length=SEQ)
+                             num_query_groups=2, seq_length=SEQ,
+                             hidden_dropout=0.1, attention_dropout=0.1)  # resume must restore RNG
     optim = MegatronOptimizerModule(OptimizerConfig(lr=1e-2, use_distributed_optimizer=distributed), CosineAnnealingScheduler(warmup_steps=1, max_steps=4))
     trainer = Trainer(accelerator="cpu", devices=1, max_steps=max_steps, strategy=MegatronStrategy(ckpt_async_save=async_save),
                       enable_progress_bar=False, enable_checkpointing=False, limit_val_batches=0)

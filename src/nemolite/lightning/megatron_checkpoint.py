@@ -85,6 +85,64 @@ def optimizer_sharded_state_dict(
     return mcore.sharded_state_dict(model_ssd, is_loading=is_loading, metadata=OPTIMIZER_METADATA)
 
 
+RNG_KEY = "megatron_rng_state"
+RNG_LAYOUT_KEY = "megatron_rng_layout"
+
+
+def rng_layout() -> dict[str, int]:
+    """The parallel layout the per-rank RNG states belong to (they restore only into the same)."""
+    from megatron.core import parallel_state as ps
+
+    return {
+        "world": torch.distributed.get_world_size(),
+        "tp": ps.get_tensor_model_parallel_world_size(),
+        "pp": ps.get_pipeline_model_parallel_world_size(),
+        "cp": ps.get_context_parallel_world_size(),
+        "ep": ps.get_expert_model_parallel_world_size(),
+    }
+
+
+def rng_sharded_object(state: Any) -> Any:
+    """This rank's RNG states as a ShardedObject: every rank keeps its own (dropout differs per TP rank)."""
+    from megatron.core.dist_checkpointing.mapping import ShardedObject
+
+    world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return ShardedObject(RNG_KEY, state, (world,), (rank,), replica_id=0)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """CPU, CUDA and megatron tracker (TP/EP/DP dropout streams) RNG states of this rank."""
+    import random
+
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+
+    return {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+        "tracker": get_cuda_rng_tracker().get_states(),
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Puts back what `capture_rng_state` took, so dropout continues exactly after a resume."""
+    import random
+
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    get_cuda_rng_tracker().set_states(state["tracker"])
+
+
+def saved_rng_layout(path: str | Path) -> dict[str, int] | None:
+    """The RNG layout recorded in a checkpoint's common part (None when it has none)."""
+    common = dist_checkpointing.load_common_state_dict(str(path))
+    return common.get(RNG_LAYOUT_KEY) if isinstance(common, dict) else None
+
+
 def save(checkpoint: dict[str, Any], path: str | Path, *, async_save: bool = False) -> Any:
     """Writes `checkpoint` (sharded and common parts) to the directory `path`.
 

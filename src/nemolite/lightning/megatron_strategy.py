@@ -69,6 +69,7 @@ class MegatronLightningStrategy(DDPStrategy):
         )
         self.spec = spec
         self._async_queue: Any = None
+        self._pending_rng: dict[str, Any] | None = None
 
     @property
     def restore_checkpoint_after_setup(self) -> bool:
@@ -167,6 +168,8 @@ class MegatronLightningStrategy(DDPStrategy):
         """Saves on every rank (each writes its shards); rank 0 also writes the common part."""
         if not self.spec.ckpt_include_optimizer:
             checkpoint.pop("optimizer_states", None)
+        checkpoint[ckpt.RNG_KEY] = ckpt.rng_sharded_object(ckpt.capture_rng_state())
+        checkpoint[ckpt.RNG_LAYOUT_KEY] = ckpt.rng_layout()
         self.finalize_async_saves(blocking=False)
         options = storage_options if isinstance(storage_options, dict) else {}
         async_save = self.spec.ckpt_async_save or bool(options.get("async_save", False))
@@ -198,7 +201,22 @@ class MegatronLightningStrategy(DDPStrategy):
             template["optimizer_states"] = [
                 ckpt.optimizer_sharded_state_dict(self.optimizers[0], list(module.chunks), is_loading=True)
             ]
-        return ckpt.load(template, checkpoint_path)
+        # Per-rank RNG states restore only into the layout that saved them.
+        restore_rng = ckpt.saved_rng_layout(checkpoint_path) == ckpt.rng_layout()
+        if restore_rng:
+            template[ckpt.RNG_KEY] = ckpt.rng_sharded_object(None)
+        loaded = ckpt.load(template, checkpoint_path)
+        if restore_rng:
+            self._pending_rng = loaded.pop(ckpt.RNG_KEY)
+        return loaded
+
+    def training_step(self, *args: Any, **kwargs: Any) -> Any:
+        if self._pending_rng is not None:
+            # Restored here, not at load: creating the resumed DataLoader iterator draws from the
+            # CPU generator, which on CPU is also the dropout generator.
+            ckpt.restore_rng_state(self._pending_rng)
+            self._pending_rng = None
+        return super().training_step(*args, **kwargs)
 
     def load_model_state_dict(self, checkpoint: dict[str, Any], strict: bool = True) -> None:
         ckpt.load_model_state(list(self.lightning_module.chunks), checkpoint["state_dict"], strict=strict)
