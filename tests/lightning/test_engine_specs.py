@@ -141,3 +141,15 @@ def test_llama3_8b_maps_to_megatron_transformer_config() -> None:
 def test_gpt_model_spec_is_positional_like_nemo() -> None:
     model = GPTModel(LlamaTinyConfig(), None)
     assert model.config.num_query_groups == 4 and model.optim is None
+
+
+def test_devices_reconciled_with_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nemolite.lightning.megatron_trainer import launched_devices
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert launched_devices(Trainer(devices=1), 1) == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert launched_devices(Trainer(devices="auto"), 1) == 2
+    assert launched_devices(Trainer(devices=2), 2) == 2
+    err = _error(launched_devices, Trainer(devices=1), 1)
+    assert err.field == "trainer.devices" and "trainer.devices=2" in err.fix

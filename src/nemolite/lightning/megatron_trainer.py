@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
@@ -49,6 +50,27 @@ def check_clip(spec: Trainer, clip_grad: float | None) -> None:
         )
 
 
+def launched_devices(spec: Trainer, per_node: int) -> int:
+    """Processes per node, reconciled with a launcher (torchrun/Slurm) that already started them.
+
+    `devices="auto"` takes the launcher's count; an explicit count that disagrees is a user error
+    (Lightning would fail later, after the process group started).
+    """
+    launched = os.environ.get("LOCAL_WORLD_SIZE")
+    if launched is None:
+        return per_node
+    if spec.devices == "auto":
+        return int(launched)
+    if per_node != int(launched):
+        raise ConfigError(
+            "trainer.devices",
+            spec.devices,
+            f"the launcher started {launched} processes on this node",
+            f"set trainer.devices={launched} (or launch {per_node} processes per node)",
+        )
+    return per_node
+
+
 def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides: Any) -> pl.Trainer:
     """The Lightning trainer with `MegatronLightningStrategy` and manual (megatron) optimization."""
     cuda = torch.cuda.is_available()
@@ -58,7 +80,9 @@ def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides:
     on_gpu = cuda and spec.accelerator != "cpu"
     kwargs: dict[str, Any] = {
         "accelerator": "gpu" if on_gpu else "cpu",
-        "devices": devices_per_node(spec, cuda=on_gpu, gpu_count=torch.cuda.device_count() if on_gpu else None),
+        "devices": launched_devices(
+            spec, devices_per_node(spec, cuda=on_gpu, gpu_count=torch.cuda.device_count() if on_gpu else None)
+        ),
         "num_nodes": spec.num_nodes,
         "strategy": strategy,
         "callbacks": build_callbacks(spec.callbacks),
