@@ -92,6 +92,8 @@ def test_run_training_fits_and_validates(tmp_path: Path) -> None:
     assert run_dir is not None and Path(run_dir).is_relative_to(tmp_path)
     # limit_val_batches counts global batches (2 micro-batches each here), as in NeMo.
     pl_trainer, dm, module = build_run(model=small_llama(), data=mock_data(), trainer=cpu_trainer(
-        2, default_root_dir=str(tmp_path), limit_val_batches=2))
+        2, default_root_dir=str(tmp_path), limit_val_batches=2, limit_test_batches=1))
     metrics = pl_trainer.validate(module, datamodule=dm)
     assert pl_trainer.limit_val_batches == 4 and 5.0 < metrics[0]["val_loss"] < 7.0
+    tested = pl_trainer.test(module, datamodule=dm)
+    assert 5.0 < tested[0]["test_loss"] < 7.0

@@ -231,6 +231,14 @@ class MegatronGPTModule(pl.LightningModule):
         self.log("val_loss", loss, prog_bar=True, batch_size=1, sync_dist=False)
         return loss
 
+    def test_step(self, dataloader_iter: Iterator) -> torch.Tensor:
+        """Loss over one global batch of the test split, no gradients."""
+        batches = self._next_batches(dataloader_iter, partial=True)
+        with torch.no_grad():
+            loss = self.run_schedule(batches, forward_only=True)
+        self.log("test_loss", loss, prog_bar=True, batch_size=1, sync_dist=False)
+        return loss
+
     # ---- checkpoint hooks -----------------------------------------------------------------
     def sharded_state_dict(self, prefix: str = "") -> dict[str, Any]:
         """megatron's sharded model state (dist-checkpointing), one entry per VP chunk."""
