@@ -56,6 +56,22 @@ def test_upstream_still_checks_cuda_type_names(module: str, qualname: str) -> No
     assert "torch.cuda." in source and ".type()" in source, f"{qualname} no longer checks type names"
 
 
+def test_upstream_still_gathers_uneven_splits_with_list_collectives() -> None:
+    from megatron.core.tensor_parallel import mappings
+
+    gather = inspect.getsource(mappings._gather_along_first_dim)
+    scatter = inspect.getsource(mappings._reduce_scatter_along_first_dim)
+    assert "torch.distributed.all_gather(output_tensor_list" in gather
+    assert "torch.distributed.reduce_scatter(" in scatter
+
+
+def test_patched_collectives_replace_only_the_list_forms(patched: None) -> None:
+    from megatron.core.tensor_parallel import mappings
+
+    assert mappings.torch.distributed.all_gather is not torch.distributed.all_gather
+    assert mappings.torch.distributed.get_rank is torch.distributed.get_rank
+
+
 @pytest.mark.parametrize(
     "probe",
     [

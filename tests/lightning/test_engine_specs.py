@@ -68,6 +68,8 @@ def test_impossible_layouts_name_the_field(fields: dict, world: int, field: str)
 def test_layout_checks_experts_and_batches() -> None:
     moe = MixtralTinyConfig()
     check_layout(MegatronStrategy(expert_model_parallel_size=2), model_config=moe, world_size=2)
+    err = _error(check_layout, MegatronStrategy(tensor_model_parallel_size=2), model_config=moe, world_size=2)
+    assert err.field == "trainer.strategy.sequence_parallel"
     err = _error(check_layout, MegatronStrategy(expert_model_parallel_size=8), model_config=moe, world_size=8)
     assert "num_moe_experts=4" in err.problem
     err = _error(

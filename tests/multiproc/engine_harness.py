@@ -57,6 +57,12 @@ MODES: dict[str, tuple[str, dict[str, Any], bool]] = {
     "dp2_distopt": ("dense", {}, True),
     "cp2": ("dense", {"context_parallel_size": 2}, False),
     "ep2": ("moe", {"expert_model_parallel_size": 2}, False),
+    # 4 processes: combined layouts.
+    "tp2_pp2": ("dense", {"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 2}, False),
+    "tp2_sp_dp2_distopt": ("dense", {"tensor_model_parallel_size": 2, "sequence_parallel": True}, True),
+    "pp2_vp2_dp2": ("dense", {"pipeline_model_parallel_size": 2, "virtual_pipeline_model_parallel_size": 2}, False),
+    "ep2_tp2_sp": ("moe", {"expert_model_parallel_size": 2, "tensor_model_parallel_size": 2,
+                           "sequence_parallel": True}, False),
     # Resume for RESUME_STEPS more steps from the checkpoint another mode saved after STEPS steps.
     "tp2_ckpt_to_dp2": ("dense", {}, False),
     "dp2_distopt_ckpt_to_dp2_distopt": ("dense", {}, True),
@@ -124,7 +130,7 @@ def main(out_dir: str, *modes: str) -> None:
             results[mode] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
         results[mode]["seconds"] = time.perf_counter() - start
     if torch.distributed.get_rank() == 0:
-        name = "reference" if torch.distributed.get_world_size() == 1 else "parallel"
+        name = {1: "reference", 2: "parallel"}.get(torch.distributed.get_world_size(), "parallel4")
         (out / f"{name}.json").write_text(json.dumps(results, indent=1))
 
 

@@ -53,6 +53,17 @@ EXPECTED: dict[str, tuple[str, float, str]] = {
         "float summation order",
     ),
 }
+# 4 processes (combined layouts; 2 cores oversubscribed, 1 thread each).
+EXPECTED_4: dict[str, tuple[str, float, str]] = {
+    "tp2_pp2": ("ref_dense", 1e-6, "tp2's and pp2's reasons together"),
+    "tp2_sp_dp2_distopt": ("ref_dense", 1e-6, "tp2_sp's and dp2_distopt's reasons together"),
+    "pp2_vp2_dp2": ("ref_dense", 1e-6, "pp2_vp2's and dp2's reasons together"),
+    "ep2_tp2_sp": (
+        "ref_moe",
+        1e-6,
+        "ep2's reasons, plus uneven token all-gathers over the TP ranks (padded on gloo)",
+    ),
+}
 # Resumed modes: steps 6-7 after loading another layout's step-5 checkpoint (model, optimizer,
 # trainer and data state), against the reference's steps 6-7.
 RESUMED: dict[str, tuple[str, float, str]] = {
@@ -80,7 +91,7 @@ def _launch(out: Path, nproc: int, modes: list[str]) -> dict[str, Any]:
         str(HARNESS), str(out), *modes,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
-    result = out / ("reference.json" if nproc == 1 else "parallel.json")
+    result = out / {1: "reference.json", 2: "parallel.json"}.get(nproc, "parallel4.json")
     assert proc.returncode == 0 and result.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(result.read_text())
 
@@ -90,6 +101,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("engine_parallel")
     results = _launch(out, 1, ["ref_dense", "ref_moe"])
     results |= _launch(out, 2, list(EXPECTED) + list(RESUMED))
+    results |= _launch(out, 4, list(EXPECTED_4))
     return results
 
 
@@ -107,9 +119,9 @@ def test_reference_trains(runs: dict[str, Any]) -> None:
         assert losses[-1] < losses[0], (ref, losses)
 
 
-@pytest.mark.parametrize("mode", list(EXPECTED))
+@pytest.mark.parametrize("mode", list(EXPECTED) + list(EXPECTED_4))
 def test_parallel_mode_matches_one_process(runs: dict[str, Any], mode: str) -> None:
-    reference, rtol, why = EXPECTED[mode]
+    reference, rtol, why = (EXPECTED | EXPECTED_4)[mode]
     got, want = _losses(runs, mode), _losses(runs, reference)[:5]
     assert len(got) == len(want) == 5
     if rtol == 0.0:

@@ -137,6 +137,50 @@ def _make_cpu_cuda() -> _CpuCuda:
     )
 
 
+class _CpuDistributed(types.SimpleNamespace):
+    """`torch.distributed` inside patched modules: uneven all-gather / reduce-scatter over gloo.
+
+    tensor_parallel/mappings.py `_gather_along_first_dim` / `_reduce_scatter_along_first_dim` pass
+    per-rank split sizes (MoE token dispatch with TP > 1) to the list forms of `all_gather` /
+    `reduce_scatter`; gloo requires equal sizes for the first and has no list form of the second.
+    Both are done here on tensors padded to the longest split.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch.distributed, name)
+
+
+def _padded(tensor: torch.Tensor, rows: int) -> torch.Tensor:
+    out = tensor.new_zeros((rows, *tensor.shape[1:]))
+    out[: tensor.shape[0]] = tensor
+    return out
+
+
+def _all_gather(tensor_list: list[torch.Tensor], tensor: torch.Tensor, group: Any = None,
+                async_op: bool = False) -> Any:
+    sizes = [t.shape[0] for t in tensor_list]
+    if async_op or len(set(sizes)) == 1:
+        return torch.distributed.all_gather(tensor_list, tensor, group=group, async_op=async_op)
+    rows = max(sizes)
+    gathered = [tensor.new_empty((rows, *tensor.shape[1:])) for _ in sizes]
+    torch.distributed.all_gather(gathered, _padded(tensor, rows), group=group)
+    for out, got, n in zip(tensor_list, gathered, sizes, strict=True):
+        out.copy_(got[:n])
+    return None
+
+
+def _reduce_scatter(output: torch.Tensor, input_list: list[torch.Tensor], op: Any = None,
+                    group: Any = None, async_op: bool = False) -> Any:
+    rows = max(t.shape[0] for t in input_list)
+    stacked = torch.cat([_padded(t, rows) for t in input_list])
+    out = output.new_empty((rows, *output.shape[1:]))
+    torch.distributed.reduce_scatter_tensor(
+        out, stacked, op=op or torch.distributed.ReduceOp.SUM, group=group
+    )
+    output.copy_(out[: output.shape[0]])
+    return None
+
+
 _FACTORIES = ("tensor", "zeros", "ones", "empty", "full", "arange", "rand", "randn", "randint",
               "empty_like", "zeros_like", "ones_like", "full_like", "as_tensor")
 
@@ -151,6 +195,7 @@ class _CpuTorch(types.ModuleType):
     def __init__(self) -> None:
         super().__init__("torch")
         self.cuda = _make_cpu_cuda()
+        self.distributed = _CpuDistributed(all_gather=_all_gather, reduce_scatter=_reduce_scatter)
         for name in _FACTORIES:
             setattr(self, name, _on_cpu(getattr(torch, name)))
         self.autocast = lambda device_type, *a, **k: torch.autocast("cpu", *a, **k)

@@ -191,6 +191,14 @@ def _check_model(s: MegatronStrategy, cfg: GPTConfig) -> None:
     if cfg.num_moe_experts is None:
         _need(ep == 1, "expert_model_parallel_size", ep, "the model has no experts (dense MLP)", f"set {PREFIX}.expert_model_parallel_size=1")
     else:
+        # megatron-core's TransformerConfig rejects MoE with TP but without SP.
+        _need(
+            tp == 1 or s.sequence_parallel,
+            "sequence_parallel",
+            s.sequence_parallel,
+            "mixture-of-experts layers with tensor_model_parallel_size > 1 need sequence parallelism",
+            f"set {PREFIX}.sequence_parallel=True",
+        )
         _need(
             cfg.num_moe_experts % ep == 0,
             "expert_model_parallel_size",
