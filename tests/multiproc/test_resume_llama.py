@@ -126,23 +126,38 @@ def launch(run_dir: Path, steps: int, every: int, nproc: int = 1, timeout: float
 
 
 def run_in_own_group(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    """Runs `cmd` in a new session; afterwards kills whatever it left behind in that group."""
-    import tempfile
+    """Runs `cmd`; afterwards kills every process it left behind (found by an environment tag).
 
+    torchrun starts each worker in its own session, so killing our process group is not enough:
+    the orphaned Manager processes of SIGKILLed workers are found by the tag they inherited.
+    """
+    import tempfile
+    import uuid
+
+    tag = uuid.uuid4().hex
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env={**env, "NEMOLITE_TEST_TAG": tag}, stdout=out,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
             code = proc.wait(timeout=timeout)
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_tagged(tag)
+            proc.kill()
             proc.wait()
         out.seek(0)
         text = out.read()
     return subprocess.CompletedProcess(cmd, code, text, text)
+
+
+def kill_tagged(tag: str) -> None:
+    """SIGKILLs every process whose environment carries NEMOLITE_TEST_TAG=`tag` (Linux /proc)."""
+    needle = f"NEMOLITE_TEST_TAG={tag}".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in environ.read_bytes().split(b"\0"):
+                os.kill(int(environ.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def run_until_done(run_dir: Path, steps: int, every: int, nproc: int = 1, tries: int = 5,
