@@ -215,7 +215,7 @@ def test_sigterm_on_one_rank_saves_on_all_and_the_same_command_resumes(tmp_path:
     assert first.returncode == 0, first.stdout[-3000:]
     assert "preemption (SIGTERM) at step 3" in first.stdout and "preemption (a peer's signal)" in first.stdout
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [
-        "default--reduced_train_loss=%.2f-step=3-consumed_samples=12-last" % losses(ref)[3]]
+        f"default--reduced_train_loss={losses(ref)[3]:.2f}-step=3-consumed_samples=12-last"]
     assert launch(run_dir, 6, 100, nproc=2, TP="2", SIGTERM_AT="3").returncode == 0
     assert losses(run_dir) == losses(ref)
 
