@@ -16,7 +16,7 @@ from nemolite.lightning.optim import (
 )
 from nemolite.lightning.precision import MegatronMixedPrecision
 from nemolite.lightning.strategy import MegatronStrategy, check_layout
-from nemolite.lightning.trainer import Trainer, check_trainer
+from nemolite.lightning.trainer import Trainer, check_clip, check_trainer
 from nemolite.llm.gpt.model import GPTModel, Llama3Config8B, LlamaTinyConfig, MixtralTinyConfig
 
 TINY = LlamaTinyConfig()
@@ -155,3 +155,9 @@ def test_devices_reconciled_with_torchrun(monkeypatch: pytest.MonkeyPatch) -> No
     assert launched_devices(Trainer(devices=2), 2) == 2
     err = _error(launched_devices, Trainer(devices=1), 1)
     assert err.field == "trainer.devices" and "trainer.devices=2" in err.fix
+
+
+def test_gradient_clip_val_must_match_megatron_clip_grad() -> None:
+    check_clip(Trainer(gradient_clip_val=1.0), 1.0)
+    check_clip(Trainer(), 0.5)
+    assert _error(check_clip, Trainer(gradient_clip_val=1.0), 0.5).field == "trainer.gradient_clip_val"

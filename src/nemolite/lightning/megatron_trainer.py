@@ -10,7 +10,7 @@ import torch
 
 from nemolite.errors import ConfigError
 from nemolite.lightning.strategy import MegatronStrategy
-from nemolite.lightning.trainer import check_trainer, devices_per_node
+from nemolite.lightning.trainer import check_clip, check_trainer, devices_per_node
 
 if TYPE_CHECKING:
     from nemolite.lightning.trainer import Trainer
@@ -35,19 +35,6 @@ def build_callbacks(callbacks: list[Any]) -> list[Any]:
     for cb in callbacks:
         built.append(cb.build() if hasattr(cb, "build") and not isinstance(cb, pl.Callback) else cb)
     return built
-
-
-def check_clip(spec: Trainer, clip_grad: float | None) -> None:
-    """Lightning cannot clip under manual optimization; megatron's optimizer clips instead."""
-    if spec.gradient_clip_val is None or clip_grad is None:
-        return
-    if float(spec.gradient_clip_val) != float(clip_grad):
-        raise ConfigError(
-            "trainer.gradient_clip_val",
-            spec.gradient_clip_val,
-            f"differs from optim.config.clip_grad={clip_grad}, which megatron's optimizer applies",
-            "set both to the same value, or leave trainer.gradient_clip_val=None",
-        )
 
 
 def launched_devices(spec: Trainer, per_node: int) -> int:

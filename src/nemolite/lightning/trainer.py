@@ -145,6 +145,22 @@ def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: boo
         _check_cpu_model(model_config)
 
 
+def check_clip(trainer: Trainer, clip_grad: float | None) -> None:
+    """Raises `ConfigError` when `trainer.gradient_clip_val` disagrees with `optim.config.clip_grad`.
+
+    Lightning cannot clip under manual optimization; megatron's optimizer clips with `clip_grad`.
+    """
+    if trainer.gradient_clip_val is None or clip_grad is None:
+        return
+    if float(trainer.gradient_clip_val) != float(clip_grad):
+        raise ConfigError(
+            "trainer.gradient_clip_val",
+            trainer.gradient_clip_val,
+            f"differs from optim.config.clip_grad={clip_grad}, which megatron's optimizer applies",
+            "set both to the same value, or leave trainer.gradient_clip_val=None",
+        )
+
+
 def _check_cpu_strategy(strategy: MegatronStrategy | None) -> None:
     if strategy is not None and strategy.context_parallel_size > 1:
         raise ConfigError(
