@@ -52,6 +52,10 @@ class CheckpointCallback(Checkpoint):
 
     # -- Lightning hooks ------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if writes_directory(trainer.strategy):
+            from nemolite.lightning.resil_writer_queue import install_writer_queue
+
+            install_writer_queue()  # no orphaned writer processes after a crash
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
             for stale in ckdir.remove_stale_tmp(self.dirpath):
