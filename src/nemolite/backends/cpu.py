@@ -217,7 +217,8 @@ def cpu_torch() -> _CpuTorch:
     return _CPU_TORCH
 
 
-def _module(name: str) -> types.ModuleType:
+def _module(name: str) -> Any:
+    """A megatron-core module (typed Any: the patches set attributes mypy cannot know)."""
     return importlib.import_module(f"megatron.core.{name}")
 
 
@@ -242,7 +243,7 @@ def _cuda_type_name(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
 @contextlib.contextmanager
 def cuda_type_names() -> Iterator[None]:
     """Within the block, CPU tensors report CUDA type names (for megatron's type checks)."""
-    torch.Tensor.type = _cuda_type_name  # type: ignore[method-assign]
+    torch.Tensor.type = _cuda_type_name  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

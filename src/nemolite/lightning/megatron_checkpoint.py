@@ -20,7 +20,7 @@ from megatron.core import dist_checkpointing
 OPTIMIZER_METADATA = {"distrib_optim_sharding_type": "dp_reshardable"}
 
 
-def unwrap(chunk: torch.nn.Module) -> torch.nn.Module:
+def unwrap(chunk: Any) -> Any:
     """The megatron GPTModel inside DDP / Float16Module wrappers."""
     while hasattr(chunk, "module") and not hasattr(chunk, "decoder"):
         chunk = chunk.module

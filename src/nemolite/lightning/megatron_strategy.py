@@ -8,6 +8,7 @@ are megatron's. Works over NCCL with CUDA and over gloo on CPU (with `nemolite.b
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,11 @@ class MegatronLightningStrategy(DDPStrategy):
         self._pending_rng: dict[str, Any] | None = None
 
     @property
+    def gpt_module(self) -> Any:
+        """The LightningModule (a `MegatronGPTModule`: chunks, tf_config, optim, precision_spec)."""
+        return self.lightning_module
+
+    @property
     def restore_checkpoint_after_setup(self) -> bool:
         # Loading needs the built model and optimizer to know which shards this rank reads.
         return True
@@ -119,11 +125,11 @@ class MegatronLightningStrategy(DDPStrategy):
 
     def model_to_device(self) -> None:
         if self.root_device.type == "cuda":
-            self.lightning_module.to(self.root_device)
+            self.gpt_module.to(self.root_device)
 
     def configure_ddp(self) -> None:
         """Wraps each chunk in megatron's DDP and wires grad sync into megatron's schedules."""
-        module = self.lightning_module
+        module = self.gpt_module
         tf_config = module.tf_config
         optim = module.optim
         use_dist_opt = bool(optim and optim.config.use_distributed_optimizer)
@@ -157,10 +163,10 @@ class MegatronLightningStrategy(DDPStrategy):
 
     # ---- checkpointing (megatron dist-checkpointing, torch_dist) ------------------------------
     def lightning_module_state_dict(self) -> dict[str, Any]:
-        return self.lightning_module.sharded_state_dict()
+        return self.gpt_module.sharded_state_dict()
 
     def optimizer_state(self, optimizer: Any) -> dict[str, Any]:
-        return ckpt.optimizer_sharded_state_dict(optimizer, list(self.lightning_module.chunks))
+        return ckpt.optimizer_sharded_state_dict(optimizer, list(self.gpt_module.chunks))
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], filepath: str | Path, storage_options: Any = None
@@ -195,7 +201,7 @@ class MegatronLightningStrategy(DDPStrategy):
         `weights_only` is accepted because Lightning 2.6's checkpoint connector passes it
         (trainer/connectors/checkpoint_connector.py resume_start); megatron's loader decides itself.
         """
-        module = self.lightning_module
+        module = self.gpt_module
         template: dict[str, Any] = {"state_dict": module.sharded_state_dict()}
         if self.spec.ckpt_include_optimizer and self.optimizers:
             template["optimizer_states"] = [
@@ -218,10 +224,10 @@ class MegatronLightningStrategy(DDPStrategy):
             self._pending_rng = None
         return super().training_step(*args, **kwargs)
 
-    def load_model_state_dict(self, checkpoint: dict[str, Any], strict: bool = True) -> None:
-        ckpt.load_model_state(list(self.lightning_module.chunks), checkpoint["state_dict"], strict=strict)
+    def load_model_state_dict(self, checkpoint: Mapping[str, Any], strict: bool = True) -> None:
+        ckpt.load_model_state(list(self.gpt_module.chunks), checkpoint["state_dict"], strict=strict)
 
-    def load_optimizer_state_dict(self, checkpoint: dict[str, Any]) -> None:
+    def load_optimizer_state_dict(self, checkpoint: Mapping[str, Any]) -> None:
         states = checkpoint.get("optimizer_states")
         if states and self.optimizers:
             self.optimizers[0].load_state_dict(states[0])

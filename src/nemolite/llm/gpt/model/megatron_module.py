@@ -78,7 +78,8 @@ class MegatronGPTModule(pl.LightningModule):
         self.global_batch_size = global_batch_size
         self.micro_batch_size = micro_batch_size
         self.automatic_optimization = False
-        self.chunks: torch.nn.ModuleList | None = None
+        # Built in configure_model (after model parallelism starts); Any: megatron modules.
+        self.chunks: Any = None
         self.tf_config: Any = None
         self.lr_scheduler: Any = None
         self.train_losses: list[float] = []
@@ -194,7 +195,7 @@ class MegatronGPTModule(pl.LightningModule):
 
     def _next_batches(self, dataloader_iter: Iterator, *, partial: bool = False) -> list[dict[str, torch.Tensor]]:
         """The next global batch's micro-batches (fewer at the end of the data when `partial`)."""
-        batches = []
+        batches: list[dict[str, torch.Tensor]] = []
         for _ in range(self.num_microbatches()):
             try:
                 item = next(dataloader_iter)
@@ -208,7 +209,7 @@ class MegatronGPTModule(pl.LightningModule):
     def training_step(self, dataloader_iter: Iterator) -> torch.Tensor:
         """One optimizer step over a global batch."""
         batches = self._next_batches(dataloader_iter)
-        optimizer = self.optimizers()
+        optimizer: Any = self.optimizers()
         for chunk in self.chunks:
             chunk.zero_grad_buffer()
         optimizer.zero_grad()
