@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,26 +139,34 @@ def run_in_own_group(cmd: list[str], env: dict[str, str], timeout: float) -> sub
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, env={**env, "NEMOLITE_TEST_TAG": tag}, stdout=out,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        leftovers: list[int] = []
         try:
             code = proc.wait(timeout=timeout)
+            time.sleep(0.5)  # let the kernel deliver death signals to what the run started
+            leftovers = tagged(tag)
         finally:
-            kill_tagged(tag)
+            for pid in tagged(tag):
+                os.kill(pid, signal.SIGKILL)
             proc.kill()
             proc.wait()
         out.seek(0)
         text = out.read()
-    return subprocess.CompletedProcess(cmd, code, text, text)
+    done = subprocess.CompletedProcess(cmd, code, text, text)
+    done.leftovers = leftovers  # type: ignore[attr-defined]
+    return done
 
 
-def kill_tagged(tag: str) -> None:
-    """SIGKILLs every process whose environment carries NEMOLITE_TEST_TAG=`tag` (Linux /proc)."""
+def tagged(tag: str) -> list[int]:
+    """Processes whose environment carries NEMOLITE_TEST_TAG=`tag` (Linux /proc)."""
     needle = f"NEMOLITE_TEST_TAG={tag}".encode()
+    pids = []
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
             if needle in environ.read_bytes().split(b"\0"):
-                os.kill(int(environ.parent.name), signal.SIGKILL)
+                pids.append(int(environ.parent.name))
         except (OSError, ValueError):
             continue
+    return pids
 
 
 def run_until_done(run_dir: Path, steps: int, every: int, nproc: int = 1, tries: int = 5,
@@ -178,7 +187,9 @@ def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path)
     ref = tmp_path / "ref"
     assert launch(ref, 6, 2).returncode == 0
     killed, kills = tmp_path / "killed", {"KILL_AT": "3", "KILL_IN_SAVE_AT": "4"}
-    assert launch(killed, 6, 2, **kills).returncode == -9  # killed at step 3: step 2 is saved
+    first = launch(killed, 6, 2, **kills)
+    assert first.returncode == -9  # killed at step 3: step 2 is saved
+    assert first.leftovers == []  # megatron's checkpoint writer died with it (resil_writer_queue)
     # The same run dir with a wider model: one line naming the checkpoint, before any training.
     proc = launch(killed, 6, 2, HIDDEN="32")
     assert proc.returncode != 0
