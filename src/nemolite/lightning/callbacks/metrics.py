@@ -47,9 +47,9 @@ class NeMoMetrics(pl.Callback):
                 pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1, rank_zero_only=True)
         if trainer.is_global_zero:
             record: dict[str, Any] = {"step": trainer.global_step, "time": time.time(), **extra}
-            for name in ("reduced_train_loss", "val_loss"):
-                if (logged := scalar(trainer, name)) is not None:
-                    record[name] = logged
+            # val_loss stays in callback_metrics between validations: only on_validation_end records it.
+            if (logged := scalar(trainer, "reduced_train_loss")) is not None:
+                record["reduced_train_loss"] = logged
             self._append(record)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
