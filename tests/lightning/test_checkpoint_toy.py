@@ -52,6 +52,9 @@ class ToyDataModule(pl.LightningDataModule):
     def load_state_dict(self, state: dict) -> None:
         self.start = state["consumed_samples"]
 
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(torch.utils.data.Subset(ToyData(), range(9000, 9000 + GBS)), batch_size=GBS)
+
     def train_dataloader(self) -> DataLoader:
         indices = list(range(self.start, len(ToyData())))
         return DataLoader(torch.utils.data.Subset(ToyData(), indices), batch_size=GBS, shuffle=False)
@@ -68,6 +71,10 @@ class ToyModule(pl.LightningModule):
         loss = torch.nn.functional.mse_loss(self.net(x), y)
         self.log("reduced_train_loss", loss, on_step=True, prog_bar=True, batch_size=GBS)
         return loss
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y), batch_size=GBS)
 
     def configure_optimizers(self):  # noqa: ANN201
         opt = torch.optim.AdamW(self.parameters(), lr=1e-2)
@@ -107,7 +114,7 @@ def kill_inside_save(trainer: pl.Trainer, run_dir: Path, step: int) -> None:
 def train(run_dir: Path, max_steps: int, every_n: int, hidden: int = 16, kill_at: list[int] = (),
           kill_in_save_at: int | None = None, resume: AutoResume | None = None, top_k: int = -1,
           sigterm_at: list[int] = (), callbacks: list | None = None,
-          ckpt: ModelCheckpoint | None = None) -> pl.Trainer:
+          ckpt: ModelCheckpoint | None = None, val_every: int | None = None) -> pl.Trainer:
     """One training run through NeMoLogger + AutoResume, like the engine's run_training does."""
     callbacks = list(callbacks or [])
     if kill_at:
@@ -116,7 +123,8 @@ def train(run_dir: Path, max_steps: int, every_n: int, hidden: int = 16, kill_at
         callbacks.append(FaultInjector(run_dir, list(sigterm_at), signal.SIGTERM))
     devices = int(os.environ.get("WORLD_SIZE", "1"))
     trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=devices, callbacks=callbacks,
-                         log_every_n_steps=1, enable_model_summary=False, num_sanity_val_steps=0)
+                         log_every_n_steps=1, enable_model_summary=False, num_sanity_val_steps=0,
+                         val_check_interval=val_every, limit_val_batches=1 if val_every else 0)
     ckpt = ckpt or ModelCheckpoint(every_n_train_steps=every_n, save_top_k=top_k)
     if os.environ.get("TOY_VERSIONED"):  # <run_dir>/toy/<datetime>/, chosen by the ranks together
         log = NeMoLogger(log_dir=str(run_dir), name="toy", tensorboard=TensorBoardLogger(), ckpt=ckpt)

@@ -39,6 +39,17 @@ def test_run_directory_holds_every_record(run_dir: Path) -> None:
     assert f"run directory: {run_dir}" in console and "step 6/6" in console
 
 
+def test_validation_losses_are_recorded_at_their_steps_only(tmp_path: Path, toy) -> None:  # noqa: ANN001
+    from nemolite.lightning.callbacks.metrics import read_metrics
+
+    toy.train(tmp_path, max_steps=6, every_n=100, val_every=2)
+    steps = read_metrics(tmp_path)
+    assert sorted(s for s, r in steps.items() if "val_loss" in r) == [2, 4, 6]
+    assert all("reduced_train_loss" in steps[s] for s in range(1, 7))
+    assert len({steps[s]["val_loss"] for s in (2, 4, 6)}) == 3  # the model changes in between
+    assert (tmp_path / "loss_curve.png").stat().st_size > 10_000
+
+
 def test_loss_curve_is_a_png_picture(run_dir: Path) -> None:
     import matplotlib.image
 
