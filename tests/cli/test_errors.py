@@ -70,3 +70,35 @@ def test_error_raised_while_building_a_spec_is_one_line(llm_cli, tmp_path: Path)
     assert code == 2
     assert err.strip().splitlines() == [err.strip()] and err.startswith("error: peft.dim=0:")
     assert "Fiddle context" not in err
+
+
+def test_missing_pretraining_data_fails_the_checks(tmp_path: Path) -> None:
+    import fiddle as fdl
+
+    from nemolite import llm
+    from nemolite.errors import NemoliteError
+    from nemolite.llm.checks import check_task
+
+    task = fdl.build(llm.llama_tiny.pretrain_recipe(dir=str(tmp_path)))
+    specs = {k: task.keywords[k] for k in ("model", "trainer", "log", "resume", "optim")}
+    data = llm.PreTrainingDataModule(paths=str(tmp_path / "missing" / "corpus"), seq_length=256,
+                                     micro_batch_size=4, global_batch_size=8)
+    check_task(**specs, data=data, on_this_machine=False)  # the cluster may have the files
+    try:
+        check_task(**specs, data=data, on_this_machine=True)
+    except NemoliteError as error:
+        assert "missing/corpus" in str(error) and "fix:" in str(error)
+    else:
+        raise AssertionError("a missing data prefix must fail the checks")
+
+
+def test_missing_yaml_file_is_one_line(llm_cli, tmp_path: Path) -> None:
+    code, out, err = llm_cli("pretrain", "--yaml", "nope.yaml", "-y")
+    assert code == 2 and "--yaml='nope.yaml': no such file" in err
+
+
+def test_help_lists_the_recipes(llm_cli) -> None:
+    code, out, err = llm_cli("pretrain", "--help")
+    assert code == 0
+    for name in ("llama_tiny", "llama3_8b", "llama3_70b", "mixtral_8x7b"):
+        assert name in out

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import nemolite
+import nemolite.recipes.llama3_8b
 
 LIBRARY = Path(nemolite.__file__).parent
 FORBIDDEN = ("nemolite.recipes", "nemolite.executors")
@@ -40,3 +41,10 @@ def test_recipes_and_executors_are_installed_under_nemolite() -> None:
 
     assert nemolite.recipes.llama_tiny.NAME == "llama_tiny"
     assert Path(nemolite.executors.local.__file__).parent.name == "executors"
+
+
+def test_recipes_are_reachable_as_llm_attributes() -> None:
+    from nemolite import llm
+
+    assert llm.llama3_8b.pretrain_recipe is nemolite.recipes.llama3_8b.pretrain_recipe
+    assert "llama_tiny" in dir(llm)

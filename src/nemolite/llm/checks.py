@@ -39,6 +39,9 @@ def check_task(
         validate = getattr(spec, "validate", None)
         if validate is not None:
             validate() if prefix == "data" else validate(prefix)
+    check_files = getattr(data, "check_files", None)
+    if on_this_machine and check_files is not None:
+        check_files()  # the data must be readable where the job runs, not where it is submitted
     strategy = trainer.strategy or MegatronStrategy()
     per_node = devices_per_node(trainer, cuda=cuda) if on_this_machine else _declared_devices(trainer)
     check_layout(
