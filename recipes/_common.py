@@ -141,7 +141,7 @@ def logger(
         save_last=True,
         save_top_k=save_top_k,
         every_n_train_steps=every_n_train_steps,
-        filename="{model_name}--{val_loss:.2f}-{step}-{consumed_samples}",
+        filename="{model_name}--{reduced_train_loss:.2f}-{step}-{consumed_samples}",
     )
     tb = run.Config(nl.TensorBoardLogger, save_dir="tb_logs", name=name) if tensorboard else None
     return run.Config(nl.NeMoLogger, name=name, log_dir=dir, ckpt=ckpt, tensorboard=tb)
