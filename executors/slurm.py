@@ -69,6 +69,9 @@ def factory(**overrides: Any) -> run.Config[run.SlurmExecutor]:
     # nemo-run requires `account`; an empty one is reported by validate() with the fix, before any
     # build error could surface as a traceback.
     settings.setdefault("account", "")
+    # Warn the job 120 s before its time limit with SIGTERM: torchrun forwards SIGTERM to the
+    # workers (it would die of SIGUSR1), whose preemption callback saves at the next step boundary.
+    settings.setdefault("signal", "TERM@120")
     return run.Config(
         run.SlurmExecutor,
         tunnel=tunnel,
