@@ -173,27 +173,63 @@ def peft_config(peft: llm.LoRA | None) -> run.Config[llm.LoRA] | None:
     return run.Config(type(peft), **{f.name: getattr(peft, f.name) for f in fields(peft)})
 
 
+def finetune_data(
+    dataset_root: str | None,
+    *,
+    seq_length: int = 2048,
+    global_batch_size: int = 128,
+    micro_batch_size: int = 1,
+    tokenizer: run.Config | None = None,
+) -> run.Config:
+    """JSONL fine-tuning data (`training.jsonl`, `validation.jsonl` under `dataset_root`)."""
+    return run.Config(
+        llm.FineTuningDataModule,
+        dataset_root=dataset_root,
+        seq_length=seq_length,
+        global_batch_size=global_batch_size,
+        micro_batch_size=micro_batch_size,
+        tokenizer=tokenizer,
+    )
+
+
 def finetune(
     *,
     model: run.Config[llm.GPTModel],
     data: run.Config,
     trainer: run.Config[nl.Trainer],
-    log: run.Config[nl.NeMoLogger],
-    optim: run.Config[nl.MegatronOptimizerModule],
-    peft: run.Config[llm.LoRA] | None,
+    dir: str | None,
+    name: str,
+    peft: llm.LoRA | None,
     restore_from: str | None,
+    warmup_steps: int = 50,
+    lora_lr: float = 1e-4,
+    full_lr: float = 5e-6,
+    cpu: bool = False,
 ) -> run.Partial:
-    """Binds the pieces to `llm.finetune`, starting from `restore_from`'s weights when given."""
+    """Binds the pieces to `llm.finetune`, starting from `restore_from`'s weights when given.
+
+    LoRA trains a few adapter weights at a high rate (`lora_lr`); full fine-tuning moves every
+    weight, so its rate (`full_lr`) is far lower, as in NeMo's recipes. No weight decay, and a
+    checkpoint every 100 steps keeping only the best.
+    """
     auto_resume = resume()
     if restore_from is not None:
         auto_resume.restore_config = run.Config(nl.RestoreConfig, path=restore_from)
+    optim = adam_with_cosine_annealing(
+        max_lr=lora_lr if peft is not None else full_lr,
+        warmup_steps=warmup_steps,
+        min_lr=0.0,
+        weight_decay=0.0,
+        distributed=not cpu,
+        bf16=not cpu,
+    )
     return run.Partial(
         llm.finetune,
         model=model,
         data=data,
         trainer=trainer,
-        log=log,
+        log=logger(dir=dir, name=name, every_n_train_steps=100 if not cpu else 50, save_top_k=1),
         optim=optim,
         resume=auto_resume,
-        peft=peft,
+        peft=peft_config(peft),
     )

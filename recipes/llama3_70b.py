@@ -7,6 +7,7 @@ shards the activations TP leaves replicated, and CP=2 splits the 8192-token sequ
 """
 
 
+
 from typing import Optional
 
 import nemo_run as run
@@ -97,17 +98,9 @@ def finetune_recipe(
             num_gpus_per_node=num_gpus_per_node,
             max_steps=1000,
         ),
-        data=run.Config(
-            llm.FineTuningDataModule,
-            dataset_root=dataset_root,
-            seq_length=2048,
-            global_batch_size=128,
-            micro_batch_size=1,
-        ),
-        log=_common.logger(dir=dir, name=name, every_n_train_steps=100, save_top_k=1),
-        optim=_common.adam_with_cosine_annealing(
-            max_lr=5e-6 if full else 1e-4, warmup_steps=50, min_lr=0.0, weight_decay=0.0
-        ),
-        peft=_common.peft_config(peft),
+        data=_common.finetune_data(dataset_root),
+        dir=dir,
+        name=name,
+        peft=peft,
         restore_from=restore_from,
     )

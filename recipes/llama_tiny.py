@@ -9,6 +9,7 @@ reuse this model (`executor=torchrun executor.ntasks_per_node=2 trainer.devices=
 """
 
 
+
 from typing import Optional
 
 import nemo_run as run
@@ -98,22 +99,18 @@ def finetune_recipe(
     return _common.finetune(
         model=model(),
         trainer=trainer(num_nodes=num_nodes, devices=num_gpus_per_node, max_steps=100),
-        data=run.Config(
-            llm.FineTuningDataModule,
-            dataset_root=dataset_root,
+        data=_common.finetune_data(
+            dataset_root,
             seq_length=256,
             micro_batch_size=4,
             global_batch_size=8,
             tokenizer=run.Config(llm.ByteTokenizer),
         ),
-        log=_common.logger(dir=dir, name=name, every_n_train_steps=50, save_top_k=1),
-        optim=_common.adam_with_cosine_annealing(
-            max_lr=1e-4 if peft is not None else 3e-5,
-            warmup_steps=10,
-            weight_decay=0.0,
-            distributed=False,
-            bf16=False,
-        ),
-        peft=_common.peft_config(peft),
+        dir=dir,
+        name=name,
+        peft=peft,
         restore_from=restore_from,
+        warmup_steps=10,
+        full_lr=3e-5,
+        cpu=True,
     )

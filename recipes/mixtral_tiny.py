@@ -6,6 +6,7 @@ EP=2 puts two experts on each of two gloo processes
 """
 
 
+
 from typing import Optional
 
 import nemo_run as run

@@ -27,13 +27,13 @@ def nemorun_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_local_job_that_succeeds_reports_succeeded(nemorun_home: Path) -> None:
     out = nemorun_home / "out.txt"
-    states = submit(run.Partial(_write, str(out), "done"), run.LocalExecutor(), "ok-job",
-                    detach=False, tail_logs=False)
-    assert list(states.values()) == ["SUCCEEDED"]
+    experiment, states = submit(run.Partial(_write, str(out), "done"), run.LocalExecutor(),
+                                "ok-job", detach=False, tail_logs=False)
+    assert states == ["SUCCEEDED"] and experiment.startswith("ok-job")
     assert out.read_text() == "done"
 
 
 def test_a_local_job_that_raises_reports_failed(nemorun_home: Path) -> None:
-    states = submit(run.Partial(_fail, "boom"), run.LocalExecutor(), "bad-job",
-                    detach=False, tail_logs=False)
-    assert list(states.values()) == ["FAILED"]
+    _, states = submit(run.Partial(_fail, "boom"), run.LocalExecutor(), "bad-job",
+                       detach=False, tail_logs=False)
+    assert states == ["FAILED"]

@@ -10,7 +10,8 @@ before anything is written, submitted or launched.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Literal, Optional
+from collections.abc import Callable
+from typing import Any, Literal
 
 import fiddle as fdl
 import typer
@@ -39,13 +40,13 @@ class NemoliteRunContext(RunContext):
         parent: typer.Typer,
         name: str,
         fn: Callable,
-        default_factory: Optional[Callable] = None,
+        default_factory: Callable | None = None,
         default_executor: Any = None,
         default_plugins: Any = None,
         type: Literal["task", "experiment"] = "task",
         command_kwargs: dict[str, Any] | None = None,
         is_main: bool = False,
-        cmd_defaults: Optional[dict[str, Any]] = None,
+        cmd_defaults: dict[str, Any] | None = None,
     ) -> Callable:
         factory_help = _FACTORY_HELP + ", ".join(plugins.recipe_names())
         plugins.load_all_recipes()  # registers the recipes' factories: `--factory X`, `model=X`
@@ -57,16 +58,16 @@ class NemoliteRunContext(RunContext):
         )
         def command(
             ctx: typer.Context,
-            factory: Optional[str] = typer.Option(None, "--factory", "-f", help=factory_help),
-            run_name: Optional[str] = typer.Option(None, "--name", "-n", help="Name of the run"),
+            factory: str | None = typer.Option(None, "--factory", "-f", help=factory_help),
+            run_name: str | None = typer.Option(None, "--name", "-n", help="Name of the run"),
             dryrun: bool = typer.Option(
                 False, "--dryrun", help="Print the resolved task and what would be launched, then stop"
             ),
             yes: bool = typer.Option(False, "--yes", "-y", help="Launch without asking to confirm"),
-            yaml: Optional[str] = typer.Option(
+            yaml: str | None = typer.Option(
                 None, "--yaml", help="Start from a task saved as YAML (no short form: -y is --yes)"
             ),
-            to_yaml: Optional[str] = typer.Option(
+            to_yaml: str | None = typer.Option(
                 None, "--to-yaml", help="Write the resolved task to this YAML file and stop"
             ),
             detach: bool = typer.Option(False, "--detach", help="Submit and return without waiting"),

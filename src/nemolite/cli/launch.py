@@ -93,11 +93,13 @@ def _launch(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
     if ctx.executor is None:
         fdl.build(task)()  # in this process: what `nemo llm pretrain --factory llama_tiny -y` does
         return
-    states = submit(task, ctx.executor, ctx.name, detach=ctx.detach, tail_logs=ctx.tail_logs)
-    failed = {job: state for job, state in states.items() if state != "SUCCEEDED"}
+    experiment, states = submit(task, ctx.executor, ctx.name, detach=ctx.detach, tail_logs=ctx.tail_logs)
+    failed = [(index, state) for index, state in enumerate(states) if state != "SUCCEEDED"]
     if failed and not ctx.detach:
-        job, state = next(iter(failed.items()))
-        raise JobFailedError(f"job {job} finished {state}; its logs: `nemo experiment logs {job} 0`")
+        index, state = failed[0]
+        raise JobFailedError(
+            f"job {index} of {experiment} finished {state}; its logs: `nemo experiment logs {experiment} {index}`"
+        )
 
 
 class JobFailedError(NemoliteError):
@@ -108,13 +110,13 @@ class JobFailedError(NemoliteError):
 
 def submit(
     task: nemo_run.Partial, executor: Any, name: str, *, detach: bool, tail_logs: bool
-) -> dict[str, str]:
-    """Runs `task` as a nemo-run experiment; returns {experiment id: final state} unless detached."""
+) -> tuple[str, list[str]]:
+    """Runs `task` as a nemo-run experiment; returns its id and each job's final state."""
     with nemo_run.Experiment(title=name, executor=executor) as experiment:
         experiment.add(task, name=name, tail_logs=tail_logs)
         experiment.run(detach=detach, tail_logs=tail_logs)
     # Leaving the block waits for the jobs of an attached run and records their terminal state.
-    return {experiment._id: job.state.name for job in experiment.jobs}
+    return experiment._id, [job.state.name for job in experiment.jobs]
 
 
 def _write_atomically(path: Path, text: str) -> None:

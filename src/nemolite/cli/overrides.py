@@ -16,8 +16,9 @@ import inspect
 import io
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 import fiddle as fdl
 import nemo_run as run

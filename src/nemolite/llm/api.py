@@ -38,7 +38,7 @@ def pretrain(
     log: Optional[NeMoLogger] = None,
     resume: Optional[AutoResume] = None,
     optim: Optional[MegatronOptimizerModule] = None,
-) -> Optional[Path]:
+) -> Path | None:
     """Pretrain a model from scratch (or resume it) on `data`; the tokenizer comes from the data.
 
     Args:
@@ -65,7 +65,7 @@ def finetune(
     optim: Optional[MegatronOptimizerModule] = None,
     peft: Optional[LoRA] = None,
     tokenizer: Optional[str] = "model",
-) -> Optional[Path]:
+) -> Path | None:
     """Fine-tune a pretrained model on `data`, fully or with a PEFT method such as `LoRA()`.
 
     Args:
@@ -96,7 +96,7 @@ def train(
     optim: Optional[MegatronOptimizerModule] = None,
     tokenizer: Optional[str] = None,
     peft: Optional[LoRA] = None,
-) -> Optional[Path]:
+) -> Path | None:
     """Train `model` on `data` with `trainer`: the general form of pretrain and finetune.
 
     Args:
@@ -124,7 +124,7 @@ def validate(
     resume: Optional[AutoResume] = None,
     optim: Optional[MegatronOptimizerModule] = None,
     tokenizer: Optional[str] = None,
-) -> Optional[Path]:
+) -> Path | None:
     """Run the validation loop of `model` (restored through `resume`) on `data`.
 
     Args:
@@ -146,13 +146,13 @@ def _run(
     model: GPTModel,
     data: DataModuleSpec,
     trainer: Trainer,
-    log: Optional[NeMoLogger],
-    resume: Optional[AutoResume],
-    optim: Optional[MegatronOptimizerModule],
-    tokenizer: "Optional[str | TokenizerSpec]",
-    peft: Optional[LoRA],
+    log: NeMoLogger | None,
+    resume: AutoResume | None,
+    optim: MegatronOptimizerModule | None,
+    tokenizer: "str | TokenizerSpec | None",
+    peft: LoRA | None,
     mode: str,
-) -> Optional[Path]:
+) -> Path | None:
     check_task(model=model, data=data, trainer=trainer, log=log, resume=resume, optim=optim)
     from nemolite.llm.recipe_io import task_config
     from nemolite.llm.training import run_training  # heavy: torch, lightning, megatron-core
@@ -170,7 +170,7 @@ def _run(
     )
 
 
-def _tokenizer(choice: "Optional[str | TokenizerSpec]", model: GPTModel, data: DataModuleSpec) -> Any:
+def _tokenizer(choice: "str | TokenizerSpec | None", model: GPTModel, data: DataModuleSpec) -> Any:
     """NeMo's `tokenizer="model"|"data"`: whose tokenizer spec to use (None: the model's, if any)."""
     if choice is None or choice == "model":
         return model.tokenizer if model.tokenizer is not None else _data_tokenizer(data)
