@@ -14,10 +14,9 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from nemolite.errors import ClusterError, did_you_mean
 from nemolite.executors import _secrets
 from nemolite.executors._profile import profile_path
-
-from nemolite.errors import ClusterError, did_you_mean
 
 if TYPE_CHECKING:
     import nemo_run as run

@@ -24,13 +24,13 @@ import subprocess
 from typing import Any
 
 import nemo_run as run
+
+from nemolite.errors import ClusterError, UnknownChoiceError
 from nemolite.executors import _secrets
 from nemolite.executors._profile import load_profile
 from nemolite.executors._remote import dryrun_text
 from nemolite.executors._slurm_checks import check_image
 from nemolite.executors.slurm import DEFAULT_ENV
-
-from nemolite.errors import ClusterError, UnknownChoiceError
 
 #: The container runs on this machine's hardware, so its GPU checks apply.
 REMOTE = False

@@ -26,13 +26,13 @@ import json
 from typing import Any
 
 import nemo_run as run
+
+from nemolite.errors import ClusterError
 from nemolite.executors import _secrets
 from nemolite.executors._profile import load_profile, profile_path
 from nemolite.executors._remote import dryrun_text
 from nemolite.executors._slurm_checks import check_image
 from nemolite.executors.slurm import DEFAULT_ENV
-
-from nemolite.errors import ClusterError
 
 #: The job runs in the Lepton workspace, so this machine's hardware checks do not apply.
 REMOTE = True

@@ -25,11 +25,11 @@ import dataclasses
 from typing import Any
 
 import nemo_run as run
+
+from nemolite.errors import UnknownChoiceError
 from nemolite.executors import _secrets, _slurm_checks
 from nemolite.executors._profile import load_profile
 from nemolite.executors._remote import dryrun_text
-
-from nemolite.errors import UnknownChoiceError
 
 #: The job runs on the cluster, so this machine's hardware checks do not apply.
 REMOTE = True

@@ -16,9 +16,9 @@ import fiddle as fdl
 import nemo_run as run
 import pytest
 from nemo_run.config import get_nemorun_home, set_nemorun_home
-from nemolite.executors import docker, lepton
 
 from nemolite.errors import ClusterError
+from nemolite.executors import docker, lepton
 
 GOLDEN = Path(__file__).parent / "golden"
 SECRET = "hf_secretvalue_0123456789"

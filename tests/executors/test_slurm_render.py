@@ -14,9 +14,9 @@ import fiddle as fdl
 import nemo_run as run
 import pytest
 from nemo_run.config import get_nemorun_home, set_nemorun_home
-from nemolite.executors import slurm
 
 from nemolite.errors import ClusterError, ConfigError, DataFileError
+from nemolite.executors import slurm
 
 GOLDEN = Path(__file__).parent / "golden"
 FAKE_HOME = "/home/me/.nemo_run"

@@ -115,9 +115,9 @@ def test_bad_checkpoint_settings_name_the_cli_field(field: str, value: object) -
 
 def test_every_n_train_steps_is_a_cli_field() -> None:
     import fiddle as fdl
-    from nemolite.recipes import llama_tiny
 
     from nemolite.cli.overrides import apply_override
+    from nemolite.recipes import llama_tiny
 
     recipe = llama_tiny.pretrain_recipe()
     apply_override(recipe, "log.ckpt.every_n_train_steps=10")

@@ -102,9 +102,9 @@ def test_bad_names_are_refused_before_anything_is_written(tmp_path: Path) -> Non
 
 def test_resolved_recipe_is_written_as_yaml(tmp_path: Path) -> None:
     import yaml
-    from nemolite.recipes import llama_tiny
 
     from nemolite.lightning.exp_records import config_yaml
+    from nemolite.recipes import llama_tiny
 
     text = config_yaml(llama_tiny.pretrain_recipe())
     parsed = yaml.safe_load(text)

@@ -205,6 +205,7 @@ def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path)
 
 
 @pytest.mark.multiproc
+@pytest.mark.slow  # ~2 min per layout on 2 cores: CI runs it in its `-m slow` pass
 @pytest.mark.parametrize("layout", [{"TP": "2"}, {"PP": "2"}, {"TP": "2", "ASYNC": "1"}],
                          ids=["tp2", "pp2", "tp2_async"])
 def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str]) -> None:

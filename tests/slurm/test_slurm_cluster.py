@@ -110,6 +110,7 @@ def test_scancel_ends_the_job_and_secrets_reach_it_by_environment(slurm_env, tmp
     monkeypatch.syspath_prepend(here)
     monkeypatch.setattr("sys.stdin", open(os.devnull))  # invoke forwards stdin; pytest refuses reads
     import slurm_jobs
+
     from nemolite.executors import slurm
 
     real_home = get_nemorun_home()
@@ -139,6 +140,7 @@ def test_scancel_ends_the_job_and_secrets_reach_it_by_environment(slurm_env, tmp
     wait_for(lambda: not queued(job), 60, "the job to leave the queue")
 
 
+@pytest.mark.slow  # ~3 min: Slurm holds a requeued job back before restarting it
 def test_requeued_job_resumes_from_its_checkpoint(slurm_env):
     submitted = nemo(
         slurm_env, "llm", "pretrain", "--factory", "llama_tiny", "executor=slurm", "--name", "requeue",

@@ -34,6 +34,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 class NemoliteRunContext(RunContext):
     """Parses `nemo llm <verb> [--factory F] [overrides...] [executor=E executor.x=y]` and launches it."""
 
+    executor_name: str | None = None
+    verbose: bool = False
+
     @classmethod
     def cli_command(  # noqa: PLR0913 - mirrors nemo-run's signature, which calls it
         cls,
@@ -87,7 +90,7 @@ class NemoliteRunContext(RunContext):
                 to_yaml=to_yaml,
             )
             self.verbose = verbose
-            self.executor_name: str | None = None
+            self.executor_name = None
             self.plugins = []
             try:
                 self.cli_execute(fn, ctx.args, type)

@@ -108,7 +108,8 @@ def apply_override(task: fdl.Buildable, arg: str) -> None:
 
 
 def _resolve(task: fdl.Buildable, key: str, raw: str) -> tuple[fdl.Buildable, str, Any]:
-    node, walked = task, []
+    node: fdl.Buildable = task
+    walked: list[str] = []
     parts = key.split(".")
     for part in parts:
         params = _parameters(node)

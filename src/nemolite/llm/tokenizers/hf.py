@@ -1,7 +1,7 @@
 """Specs for tokenizers loaded from local files: HF `tokenizers`, SentencePiece, HF AutoTokenizer."""
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from nemolite.llm.tokenizers.base import TokenizerSpec
 
@@ -34,10 +34,10 @@ class HFTokenizer(TokenizerSpec):
     """
 
     path: str
-    bos_token: Optional[str] = None
-    eos_token: Optional[str] = None
-    pad_token: Optional[str] = None
-    chat_template: Optional[str] = None
+    bos_token: str | None = None
+    eos_token: str | None = None
+    pad_token: str | None = None
+    chat_template: str | None = None
 
     def build(self) -> "Tokenizer":
         """Loads the tokenizer with the `tokenizers` library."""

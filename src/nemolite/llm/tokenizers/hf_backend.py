@@ -137,7 +137,7 @@ def load_auto_tokenizer(spec: AutoTokenizer) -> AutoTokenizerImpl:
         import transformers
     except ImportError:
         raise ConfigError("tokenizer", "AutoTokenizer", "needs the transformers package",
-                          "pip install 'nemolite[hf]', or use tokenizer=hf with a tokenizer.json")
+                          "pip install 'nemolite[hf]', or use tokenizer=hf with a tokenizer.json") from None
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             spec.pretrained_model_name, use_fast=spec.use_fast,

@@ -1,7 +1,7 @@
 """The light base of every GPT data module spec (what `llm.pretrain(data=...)` is annotated with)."""
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from nemolite.errors import ConfigError
 from nemolite.llm.tokenizers.base import TokenizerSpec
@@ -29,10 +29,10 @@ class DataModuleSpec:
     """
 
     seq_length: int = 2048
-    tokenizer: Optional[TokenizerSpec] = None
+    tokenizer: TokenizerSpec | None = None
     micro_batch_size: int = 4
     global_batch_size: int = 8
-    rampup_batch_size: Optional[list[int]] = None
+    rampup_batch_size: list[int] | None = None
     num_workers: int = 0
     pin_memory: bool = False
     persistent_workers: bool = False

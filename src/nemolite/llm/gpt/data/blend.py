@@ -5,11 +5,11 @@
 ..., "test": ...}`), as in NeMo's `PreTrainingDataModule`.
 """
 
-from typing import Any, Optional
+from typing import Any
 
 from nemolite.errors import ConfigError
 
-Blend = tuple[list[str], Optional[list[float]]]
+Blend = tuple[list[str], list[float] | None]
 SPLITS = ("train", "validation", "test")
 
 
@@ -42,7 +42,7 @@ def parse_blend(paths: Any, field: str = "data.paths") -> Blend:
     return [str(p) for p in paths[1::2]], weights
 
 
-def parse_paths(paths: Any) -> tuple[Optional[Blend], Optional[list[Optional[Blend]]]]:
+def parse_paths(paths: Any) -> tuple[Blend | None, list[Blend | None] | None]:
     """-> (blend, None) for one distribution split by `split`, or (None, blend_per_split)."""
     if not isinstance(paths, dict):
         return parse_blend(paths), None

@@ -11,8 +11,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from nemolite.errors import DataFileError
 from nemolite.llm.gpt.data.indexed import check_indexed_dataset

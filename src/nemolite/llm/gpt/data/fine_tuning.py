@@ -1,7 +1,7 @@
 """`FineTuningDataModule`: JSONL prompt/answer or chat records, answer-only loss, packing."""
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from nemolite.errors import ConfigError
 from nemolite.llm.gpt.data.base import DataModuleSpec
@@ -42,15 +42,15 @@ class FineTuningDataModule(DataModuleSpec):
         packed_sequence_specs: pack examples into sequences (needs micro_batch_size=1, as NeMo).
     """
 
-    dataset_root: Optional[str] = None
+    dataset_root: str | None = None
     prompt_template: str = "{input} {output}"
     label_key: str = "output"
     answer_only_loss: bool = True
     add_bos: bool = False
     add_eos: bool = True
-    packed_sequence_specs: Optional[PackedSequenceSpecs] = None
+    packed_sequence_specs: PackedSequenceSpecs | None = None
 
-    def packed_size(self) -> Optional[int]:
+    def packed_size(self) -> int | None:
         """Tokens per packed sequence, or None when not packing."""
         if self.packed_sequence_specs is None:
             return None

@@ -1,7 +1,7 @@
 """`PreTrainingDataModule`: megatron indexed datasets, blended and split (NeMo's arguments)."""
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING
 
 from nemolite.errors import ConfigError, DataFileError
 from nemolite.llm.gpt.data.base import DataModuleSpec
@@ -37,12 +37,12 @@ class IndexedDataOptions(DataModuleSpec):
     eod_mask_loss: bool = False
     create_attention_mask: bool = False
     split: str = "900,50,50"
-    index_mapping_dir: Optional[str] = None
+    index_mapping_dir: str | None = None
     num_dataset_builder_threads: int = 1
     mmap_bin_files: bool = True
-    num_train_samples: Optional[int] = None
-    num_val_samples: Optional[int] = None
-    num_test_samples: Optional[int] = None
+    num_train_samples: int | None = None
+    num_val_samples: int | None = None
+    num_test_samples: int | None = None
 
     def validate(self) -> None:
         """Checks batch fields and the split string; raises ConfigError."""
@@ -60,7 +60,7 @@ class PreTrainingDataModule(IndexedDataOptions):
             `{"train": ..., "validation": ..., "test": ...}` of those.
     """
 
-    paths: Union[str, list[str], dict[str, Union[str, list[str]]]]
+    paths: str | list[str] | dict[str, str | list[str]]
 
     def validate(self) -> None:
         """Checks fields and the shape of `paths` (not the files: see `check_files`)."""

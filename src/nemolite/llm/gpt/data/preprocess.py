@@ -9,12 +9,10 @@ and renamed only when complete. The heavy work lives in `preprocessing.py`.
 """
 
 # No `from __future__ import annotations`: nemo-run reads the annotations at runtime.
-from typing import Optional
 
 import nemo_run as run
 
 from nemolite.cli.simple import SimpleEntrypoint
-
 from nemolite.errors import ConfigError, UnknownChoiceError
 from nemolite.llm.tokenizers.base import TokenizerSpec
 
@@ -25,7 +23,7 @@ TEXT_SPLITS = ("file", "paragraph", "line")
 def preprocess(
     input: str,
     output_prefix: str,
-    tokenizer: Optional[TokenizerSpec] = None,
+    tokenizer: TokenizerSpec | None = None,
     text_field: str = "text",
     workers: int = 2,
     append_eod: bool = True,
