@@ -20,9 +20,10 @@ SUBMIT_USER="$(id -un)"
 
 log() { echo "slurm: $*"; }
 
-cluster_idle() {
+cluster_idle() {  # the node answers AND accounting works (slurmdbd reaches its database)
     command -v sinfo >/dev/null 2>&1 \
-        && timeout 10 sinfo -h -N -o '%T' 2>/dev/null | grep -Eq '^(idle|mixed|allocated)'
+        && timeout 10 sinfo -h -N -o '%T' 2>/dev/null | grep -Eq '^(idle|mixed|allocated)' \
+        && timeout 10 sacctmgr -n show cluster >/dev/null 2>&1
 }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...

@@ -22,6 +22,20 @@ def run_nemo(*args: str, cwd: Path, timeout: float = 120, env: dict | None = Non
     )
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Each test starts from the same environment.
+
+    In-process training (Lightning's single-process launch) sets MASTER_ADDR/MASTER_PORT, RANK,
+    WORLD_SIZE... in os.environ and keeps its TCP store listening on that port; a later test's
+    subprocess would inherit the port and fail with EADDRINUSE.
+    """
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def llm_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`llm_cli(*args)`: the `nemo llm` verbs run in this process (fast), in an empty tmp_path.

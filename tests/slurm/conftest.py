@@ -25,9 +25,12 @@ def _cluster_answers() -> bool:
     if shutil.which("sinfo") is None:
         return False
     probe = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=30)
-    return probe.returncode == 0 and any(
-        s in probe.stdout for s in ("idle", "mixed", "allocated")
-    )
+    if probe.returncode != 0 or not any(s in probe.stdout for s in ("idle", "mixed", "allocated")):
+        return False
+    # Accounting too: with slurmdbd's database gone, sacct (job status) and account checks fail,
+    # so the install script (idempotent) must restart what is down.
+    accounting = subprocess.run(["sacctmgr", "-n", "show", "cluster"], capture_output=True, timeout=30)
+    return accounting.returncode == 0
 
 
 @pytest.fixture(scope="session")
