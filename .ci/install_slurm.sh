@@ -80,7 +80,8 @@ start_mariadb() {
         if [ ! -d /var/lib/mysql/mysql ]; then
             mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
         fi
-        (mariadbd --user=mysql --datadir=/var/lib/mysql --socket=/run/mysqld/mysqld.sock \
+        # setsid: its own session, so the end of the shell job that started it does not end it.
+        (setsid mariadbd --user=mysql --datadir=/var/lib/mysql --socket=/run/mysqld/mysqld.sock \
             --bind-address=127.0.0.1 >/var/log/mariadbd.log 2>&1 &)
     fi
     wait_for 60 mariadb mariadb -u root -e 'select 1'
