@@ -39,7 +39,7 @@ def main() -> None:
         torch_size = _size(torch_dir)
     rows = [
         ["nemolite (CPU torch)", f"{total / 1e9:.2f} GB", str(len(listed)), f"{torch_size / 1e9:.2f} GB"],
-        ["NeMo 2.7.3 [llm] (reference)", "2.9 GB", "259", "-"],
+        ["NeMo 2.7.3 with its LLM extra (reference)", "2.9 GB", "259", "-"],
     ]
     report("install_size", "Fresh install", ["install", "size on disk", "packages", "of which torch"], rows)
 
