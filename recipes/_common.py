@@ -173,6 +173,16 @@ def peft_config(peft: llm.LoRA | None) -> run.Config[llm.LoRA] | None:
     return run.Config(type(peft), **{f.name: getattr(peft, f.name) for f in fields(peft)})
 
 
+def mock_data(seq_length: int, global_batch_size: int = 512, micro_batch_size: int = 1) -> run.Config:
+    """Synthetic tokens, as NeMo's GPU recipes pretrain on until real data is configured."""
+    return run.Config(
+        llm.MockDataModule,
+        seq_length=seq_length,
+        global_batch_size=global_batch_size,
+        micro_batch_size=micro_batch_size,
+    )
+
+
 def finetune_data(
     dataset_root: str | None,
     *,

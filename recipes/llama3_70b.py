@@ -62,9 +62,7 @@ def pretrain_recipe(
     return _common.pretrain(
         model=model(),
         trainer=trainer(num_nodes=num_nodes, num_gpus_per_node=num_gpus_per_node),
-        data=run.Config(
-            llm.MockDataModule, seq_length=8192, global_batch_size=512, micro_batch_size=1
-        ),
+        data=_common.mock_data(seq_length=8192),
         log=_common.logger(dir=dir, name=name),
         optim=_common.adam_with_cosine_annealing(max_lr=3e-4),
     )

@@ -63,9 +63,7 @@ def pretrain_recipe(
     return _common.pretrain(
         model=model(),
         trainer=trainer(num_nodes=num_nodes, num_gpus_per_node=num_gpus_per_node),
-        data=run.Config(
-            llm.MockDataModule, seq_length=4096, global_batch_size=512, micro_batch_size=1
-        ),
+        data=_common.mock_data(seq_length=4096),
         log=_common.logger(dir=dir, name=name),
         optim=_common.adam_with_cosine_annealing(max_lr=3e-4),
     )
