@@ -17,6 +17,7 @@ from nemolite.llm.api import finetune, pretrain, train, validate
 from nemolite.llm.gpt.data import factories as _data_factories  # noqa: F401
 from nemolite.llm.gpt.model import *  # noqa: F403 - every config and model class, NeMo's names
 from nemolite.llm.gpt.model import __all__ as _model_names
+from nemolite.llm.hf_api import export_ckpt, import_ckpt
 from nemolite.llm.peft import LoRA
 from nemolite.llm.tokenizers import (
     AutoTokenizer,
@@ -62,6 +63,8 @@ __all__ = [
     "finetune",
     "train",
     "validate",
+    "import_ckpt",
+    "export_ckpt",
     *_model_names,
     "LoRA",
     "AutoTokenizer",

@@ -137,7 +137,8 @@ def hf_from_config(config: GPTConfig, family: fam.Family, base: dict[str, Any] |
     out["model_type"] = family.model_type
     head_dim = config.kv_channels or config.hidden_size // config.num_attention_heads
     values = {f.ours: getattr(config, f.ours) for f in family.config}
-    values["kv_channels"] = head_dim
+    # head_dim only where the source had it or it differs from hidden / heads (Qwen2 has no key).
+    values["kv_channels"] = head_dim if (config.kv_channels is not None or out.get("head_dim")) else None
     values["num_query_groups"] = config.query_groups
     for f in family.config:
         value = values[f.ours]

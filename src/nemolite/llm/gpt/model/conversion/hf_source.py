@@ -69,8 +69,8 @@ def resolve(source: str) -> Source:
 
 def _download(source: str, repo_id: str) -> Path:
     try:
-        from huggingface_hub import snapshot_download
         from huggingface_hub import errors as hub_errors
+        from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - huggingface-hub is a core dependency
         raise ConfigError("source", source, "huggingface-hub is not installed",
                           "pip install huggingface-hub") from None
