@@ -15,6 +15,8 @@ from typing import Any
 from nemolite.llm import api
 from nemolite.llm.api import finetune, pretrain, train, validate
 from nemolite.llm.gpt.data import factories as _data_factories  # noqa: F401
+from nemolite.llm.inference.params import CommonInferenceParams
+from nemolite.llm.inference.verbs import generate
 from nemolite.llm.gpt.model import (
     GPTConfig,
     GPTModel,
@@ -73,6 +75,8 @@ __all__ = [
     "finetune",
     "train",
     "validate",
+    "generate",
+    "CommonInferenceParams",
     "GPTConfig",
     "GPTModel",
     "LlamaConfig",

@@ -1,0 +1,139 @@
+"""`llm.generate` and `llm.evaluate`: the inference verbs (`nemo llm generate ...`, `nemo llm evaluate ...`).
+
+Light module: the arguments are checked here (a one-line error, before anything loads); the model is
+loaded by `nemolite.llm.inference.generate` / `.evaluate` (torch, megatron-core). No
+`from __future__ import annotations`: nemo-run reads these signatures' annotations as objects.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import nemo_run as run
+
+from nemolite.cli.context import NemoliteRunContext
+from nemolite.errors import ConfigError
+from nemolite.lightning.strategy import MegatronStrategy
+from nemolite.lightning.trainer import Trainer
+from nemolite.llm.inference.params import CommonInferenceParams, check_prompts
+
+_ENTRYPOINT = dict(namespace="llm", run_ctx_cls=NemoliteRunContext)
+
+
+@run.cli.entrypoint(**_ENTRYPOINT)
+def generate(
+    path: str,
+    prompts: Optional[list[Any]] = None,
+    trainer: Optional[Trainer] = None,
+    inference_params: Optional[CommonInferenceParams] = None,
+    text_only: bool = False,
+    chat: bool = False,
+    max_batch_size: int = 8,
+    output_path: Optional[str] = None,
+    stream: Optional[bool] = None,
+) -> list[Union[str, Any]]:
+    """Generate text from a checkpoint for a list of prompts (KV cache, batched, TP-aware).
+
+    Args:
+        path: a checkpoint directory, a run directory (its newest checkpoint) or `nemo://<id>`.
+        prompts: the prompts: strings, or chat conversations (lists of {"role", "content"}).
+        trainer: only its strategy's tensor_model_parallel_size is used (None = 1 process).
+        inference_params: sampling and stopping (None = CommonInferenceParams()).
+        text_only: return the generated strings instead of InferenceRequest objects.
+        chat: wrap each string prompt as a user turn of the tokenizer's chat template.
+        max_batch_size: prompts generated together in one batch.
+        output_path: also write one JSON line per prompt here.
+        stream: show tokens on the console as they come (None = when run as `nemo llm generate`).
+
+    Returns:
+        One InferenceRequest (or string, with text_only) per prompt, in order.
+    """
+    params = inference_params or CommonInferenceParams()
+    prompt_list = check_generate(path, prompts, trainer, params, max_batch_size)
+    from nemolite.llm.inference import generate as gen  # heavy: torch, megatron-core
+
+    engine = gen.load_engine(path, _tp_size(trainer))
+    show = _from_cli() if stream is None else stream
+    if show and _is_rank_zero():
+        from nemolite.llm.inference.streaming import TokenStream
+
+        streamer = TokenStream(engine.tokenizer, prompt_list)
+        with streamer.showing():
+            results = gen.generate_with_engine(engine, prompt_list, params, chat=chat,
+                                               max_batch_size=max_batch_size, on_token=streamer)
+    else:
+        results = gen.generate_with_engine(engine, prompt_list, params, chat=chat, max_batch_size=max_batch_size)
+    if output_path is not None and _is_rank_zero():
+        _write_jsonl(Path(output_path), results)
+    return [r.generated_text for r in results] if text_only else list(results)
+
+
+def check_generate(path: Any, prompts: Any, trainer: Any, params: Any, max_batch_size: int = 8) -> list[Any]:
+    """Raises a one-line ConfigError for any argument generation cannot use; returns the prompts."""
+    from nemolite.llm.inference.checkpoint import resolve_path
+
+    prompt_list = check_prompts(prompts)
+    if not isinstance(params, CommonInferenceParams):
+        raise ConfigError("inference_params", params, "is not a CommonInferenceParams",
+                          "pass llm.CommonInferenceParams(...)")
+    params.validate()
+    if max_batch_size < 1:
+        raise ConfigError("max_batch_size", max_batch_size, "must be >= 1", "set max_batch_size=8")
+    _tp_size(trainer)
+    resolve_path(path)
+    return prompt_list
+
+
+def describe_generate(path: Any, **_: Any) -> str:
+    """What `--dryrun` loads: the checkpoint, its architecture, tokenizer and adapters."""
+    from nemolite.llm.inference.checkpoint import load_spec
+
+    spec = load_spec(path)
+    cfg = spec.model.config
+    lines = [
+        f"checkpoint: {spec.path} (step {spec.step})",
+        f"model: {type(cfg).__name__}(num_layers={cfg.num_layers}, hidden_size={cfg.hidden_size}, "
+        f"num_attention_heads={cfg.num_attention_heads}, seq_length={cfg.seq_length})",
+        f"tokenizer: {spec.tokenizer!r}",
+        f"adapters: {spec.peft!r}" if spec.peft is not None else "adapters: none",
+    ]
+    return "\n".join(lines)
+
+
+def _tp_size(trainer: Any) -> int:
+    strategy = getattr(trainer, "strategy", None) or MegatronStrategy()
+    if strategy.pipeline_model_parallel_size != 1:
+        raise ConfigError(
+            "trainer.strategy.pipeline_model_parallel_size", strategy.pipeline_model_parallel_size,
+            "generation runs without pipeline parallelism",
+            "set it to 1: any checkpoint (PP or not) is resharded on load; use "
+            "tensor_model_parallel_size to split a large model instead")
+    return int(strategy.tensor_model_parallel_size)
+
+
+def _from_cli() -> bool:
+    return Path(sys.argv[0]).name == "nemo"
+
+
+def _is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _write_jsonl(path: Path, results: list[Any]) -> None:
+    import dataclasses
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as handle:
+        for result in results:
+            row = {k: v for k, v in dataclasses.asdict(result).items() if k != "inference_parameters"}
+            handle.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+generate.nemolite_check = lambda **kw: check_generate(  # type: ignore[attr-defined]
+    kw.get("path"), kw.get("prompts"), kw.get("trainer"),
+    kw.get("inference_params") or CommonInferenceParams(), kw.get("max_batch_size", 8))
+generate.nemolite_describe = describe_generate  # type: ignore[attr-defined]
