@@ -16,7 +16,7 @@ from nemolite.llm import api
 from nemolite.llm.api import finetune, pretrain, train, validate
 from nemolite.llm.gpt.data import factories as _data_factories  # noqa: F401
 from nemolite.llm.inference.params import CommonInferenceParams
-from nemolite.llm.inference.verbs import generate
+from nemolite.llm.inference.verbs import evaluate, generate
 from nemolite.llm.gpt.model import (
     GPTConfig,
     GPTModel,
@@ -76,6 +76,7 @@ __all__ = [
     "train",
     "validate",
     "generate",
+    "evaluate",
     "CommonInferenceParams",
     "GPTConfig",
     "GPTModel",

@@ -70,6 +70,96 @@ def generate(
     return [r.generated_text for r in results] if text_only else list(results)
 
 
+@run.cli.entrypoint(**_ENTRYPOINT)
+def evaluate(
+    path: str,
+    tasks: Optional[list[str]] = None,
+    limit: Optional[float] = None,
+    num_fewshot: Optional[int] = None,
+    batch_size: int = 8,
+    include_path: Optional[str] = None,
+    perplexity_data: Optional[str] = None,
+    output_dir: Optional[str] = None,
+    trainer: Optional[Trainer] = None,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint on lm-evaluation-harness tasks and/or perplexity; results into the run dir.
+
+    Args:
+        path: a checkpoint directory, a run directory (its newest checkpoint) or `nemo://<id>`.
+        tasks: lm-eval task names (`lm-eval ls tasks`), or the names of tasks under include_path.
+        limit: examples per task (an int), or a fraction of each task (a float < 1).
+        num_fewshot: few-shot examples in each prompt (None = the task's default).
+        batch_size: sequences scored per forward pass.
+        include_path: a directory of your own lm-eval task YAML files (e.g. on local JSONL data).
+        perplexity_data: a JSONL file ("text" per line) or an indexed dataset prefix to compute
+            token perplexity on (in windows of the model's context).
+        output_dir: where results.json and results.md go (None = <run dir>/evaluations/<time>).
+        trainer: only its strategy's tensor_model_parallel_size is used (None = 1 process).
+
+    Returns:
+        lm-eval's results dictionary (with a "perplexity" entry when perplexity_data is given).
+    """
+    task_list, manager = check_evaluate(path, tasks, limit, include_path, perplexity_data, trainer)
+    from nemolite.llm.inference import evaluate as ev  # heavy: torch, megatron-core, lm-eval
+    from nemolite.llm.inference.generate import load_engine
+
+    engine = load_engine(path, _tp_size(trainer))
+    results: dict[str, Any] = {}
+    if task_list:
+        results = ev.run_tasks(engine, task_list, manager, limit=limit, num_fewshot=num_fewshot,
+                               batch_size=batch_size)
+    if perplexity_data is not None:
+        docs = ev.read_texts(Path(perplexity_data), engine.tokenizer)
+        results["perplexity"] = ev.perplexity(engine, docs, limit=int(limit) if limit and limit >= 1 else None)
+    if _is_rank_zero():
+        out = ev.write_results(_output_dir(path, output_dir), results)
+        from rich.console import Console
+
+        Console().print(f"{ev.table(results)}\nwrote {out / 'results.json'}", markup=False, highlight=False)
+    return results
+
+
+def check_evaluate(path: Any, tasks: Any, limit: Any, include_path: Any, perplexity_data: Any,
+                   trainer: Any) -> tuple[list[str], Any]:
+    """One-line errors for evaluate's arguments (unknown tasks list close names); returns the tasks."""
+    from nemolite.llm.inference.checkpoint import resolve_path
+
+    if tasks is None and perplexity_data is None:
+        raise ConfigError("tasks", None, "nothing to evaluate", "give tasks='[\"lambada_openai\"]' and/or perplexity_data=...")
+    if tasks is not None and (isinstance(tasks, str) or not isinstance(tasks, (list, tuple))
+                              or not all(isinstance(t, str) and t for t in tasks)):
+        raise ConfigError("tasks", tasks, "must be a list of task names", "write tasks='[\"hellaswag\"]'")
+    task_list = list(tasks or [])
+    if limit is not None and limit <= 0:
+        raise ConfigError("limit", limit, "must be > 0", "give a number of examples, or a fraction below 1")
+    if include_path is not None and not Path(include_path).is_dir():
+        raise ConfigError("include_path", include_path, "no such directory", "give a directory of task YAML files")
+    _tp_size(trainer)
+    resolve_path(path)
+    manager = None
+    if task_list:
+        try:
+            from nemolite.llm.inference import evaluate as ev
+        except ImportError:
+            raise ConfigError("tasks", task_list, "lm-evaluation-harness is not installed",
+                              "pip install 'nemolite[eval]'") from None
+        manager = ev.task_manager(include_path)
+        ev.check_tasks(task_list, manager)
+    return task_list, manager
+
+
+def _output_dir(path: Any, output_dir: Optional[str]) -> Path:
+    import time
+
+    from nemolite.llm.inference.checkpoint import resolve_path
+
+    if output_dir is not None:
+        return Path(output_dir)
+    ckpt = resolve_path(path)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    return run_dir / "evaluations" / time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
 def check_generate(path: Any, prompts: Any, trainer: Any, params: Any, max_batch_size: int = 8) -> list[Any]:
     """Raises a one-line ConfigError for any argument generation cannot use; returns the prompts."""
     from nemolite.llm.inference.checkpoint import resolve_path
@@ -137,3 +227,7 @@ generate.nemolite_check = lambda **kw: check_generate(  # type: ignore[attr-defi
     kw.get("path"), kw.get("prompts"), kw.get("trainer"),
     kw.get("inference_params") or CommonInferenceParams(), kw.get("max_batch_size", 8))
 generate.nemolite_describe = describe_generate  # type: ignore[attr-defined]
+evaluate.nemolite_check = lambda **kw: check_evaluate(  # type: ignore[attr-defined]
+    kw.get("path"), kw.get("tasks"), kw.get("limit"), kw.get("include_path"), kw.get("perplexity_data"),
+    kw.get("trainer"))
+evaluate.nemolite_describe = describe_generate  # type: ignore[attr-defined]
