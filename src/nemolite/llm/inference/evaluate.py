@@ -6,6 +6,7 @@ Writes `<output dir>/results.json` (lm-eval's results, and perplexity when asked
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -18,8 +19,12 @@ from nemolite.errors import ConfigError, DataFileError
 from nemolite.llm.inference.engine import InferenceEngine
 
 
+@functools.cache
 def task_manager(include_path: str | None) -> Any:
-    """lm-eval's task index (its bundled tasks plus the YAML files under `include_path`)."""
+    """lm-eval's task index (its bundled tasks plus the YAML files under `include_path`).
+
+    Cached: indexing lm-eval's thousands of task files takes seconds.
+    """
     from lm_eval.tasks import TaskManager
 
     return TaskManager(include_path=include_path) if include_path else TaskManager()
