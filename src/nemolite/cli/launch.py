@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -> None:
     """Checks the task (and its executor), then exports, dry-runs or launches it."""
     built = fdl.build(task)
+    describe = getattr(task.__fn_or_cls__, "describe", None)
+    if describe is not None:  # a verb that trains nothing (import, export): its own dry run
+        _execute_plain(ctx, built, describe, console)
+        return
     executor_module = plugins.executor_module(ctx.executor_name) if ctx.executor_name else None
     # Remote executors run on other hardware: skip this machine's GPU and device-count checks.
     here = executor_module is None or not getattr(executor_module, "REMOTE", True)
@@ -50,6 +54,19 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
         console.print("Not launched.")
         return
     _launch(ctx, task, console)
+
+
+def _execute_plain(ctx: NemoliteRunContext, built: Any, describe: Any, console: Console) -> None:
+    plan = describe(**built.keywords)  # checks the arguments too: errors before anything is written
+    if ctx.dryrun:
+        console.print(plan, markup=False, highlight=False)
+        console.print("[bold cyan]Dry run: nothing was read or written.")
+        return
+    if not ctx.confirm():
+        console.print("Not run.")
+        return
+    result = built()
+    console.print(f"done: {result}", markup=False, highlight=False)
 
 
 _CHECKED = ("model", "data", "trainer", "log", "resume", "optim")

@@ -15,21 +15,11 @@ from typing import Any
 from nemolite.llm import api
 from nemolite.llm.api import finetune, pretrain, train, validate
 from nemolite.llm.gpt.data import factories as _data_factories  # noqa: F401
+from nemolite.llm.gpt.model import *  # noqa: F403 - every config and model class, NeMo's names
+from nemolite.llm.gpt.model import __all__ as _model_names
+from nemolite.llm.hf_api import export_ckpt, import_ckpt
 from nemolite.llm.inference.params import CommonInferenceParams
 from nemolite.llm.inference.verbs import evaluate, generate
-from nemolite.llm.gpt.model import (
-    GPTConfig,
-    GPTModel,
-    Llama2Config7B,
-    Llama3Config,
-    Llama3Config8B,
-    Llama3Config70B,
-    LlamaConfig,
-    LlamaTinyConfig,
-    MixtralConfig,
-    MixtralConfig8x7B,
-    MixtralTinyConfig,
-)
 from nemolite.llm.peft import LoRA
 from nemolite.llm.tokenizers import (
     AutoTokenizer,
@@ -78,17 +68,9 @@ __all__ = [
     "generate",
     "evaluate",
     "CommonInferenceParams",
-    "GPTConfig",
-    "GPTModel",
-    "LlamaConfig",
-    "Llama2Config7B",
-    "Llama3Config",
-    "Llama3Config8B",
-    "Llama3Config70B",
-    "LlamaTinyConfig",
-    "MixtralConfig",
-    "MixtralConfig8x7B",
-    "MixtralTinyConfig",
+    "import_ckpt",
+    "export_ckpt",
+    *_model_names,
     "LoRA",
     "AutoTokenizer",
     "ByteTokenizer",

@@ -44,9 +44,16 @@ class GPTConfig:
         gated_linear_unit: gate the MLP (implied by swiglu/geglu).
         add_bias_linear: biases in linear layers.
         add_qkv_bias: bias in the QKV projection only (Qwen-style).
+        qk_layernorm: normalise each head's queries and keys before RoPE (Qwen3-style), with
+            the model's `normalization`.
         position_embedding_type: "rope", "learned_absolute" or "none".
         rotary_base: RoPE base.
         rotary_percent: fraction of each head's channels that RoPE rotates.
+        rope_scaling: rescale RoPE frequencies as Llama 3.1 does (see `Llama31Config`).
+        scale_factor: Llama 3.1 RoPE scaling: long wavelengths are divided by this.
+        low_freq_factor: Llama 3.1 RoPE scaling: wavelengths above old_context_len / this are scaled.
+        high_freq_factor: Llama 3.1 RoPE scaling: wavelengths below old_context_len / this are kept.
+        old_context_len: Llama 3.1 RoPE scaling: the context length the model was pretrained at.
         share_embeddings_and_output_weights: tie input embedding and output layer.
         init_method_std: std of the normal weight init.
         hidden_dropout: dropout after attention and MLP.
@@ -59,6 +66,9 @@ class GPTConfig:
         cross_entropy_loss_fusion: fused cross-entropy (GPU only; ignored on CPU).
         num_moe_experts: experts per MoE layer (None = dense MLP).
         moe_router_topk: experts each token is routed to.
+        moe_router_pre_softmax: softmax over all experts, then take the top k without
+            renormalising (Qwen3-MoE with norm_topk_prob=false); False = softmax over the top k's
+            logits (Mixtral, and Qwen3-MoE with norm_topk_prob=true).
         moe_ffn_hidden_size: expert MLP width (None = ffn_hidden_size).
         moe_aux_loss_coeff: load-balancing loss weight.
         moe_router_load_balancing_type: aux_loss, seq_aux_loss, sinkhorn or none.
@@ -84,9 +94,15 @@ class GPTConfig:
     gated_linear_unit: bool = False
     add_bias_linear: bool = True
     add_qkv_bias: bool = False
+    qk_layernorm: bool = False
     position_embedding_type: str = "learned_absolute"
     rotary_base: int = 10000
     rotary_percent: float = 1.0
+    rope_scaling: bool = False
+    scale_factor: float = 8.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    old_context_len: int = 8192
     share_embeddings_and_output_weights: bool = True
     init_method_std: float = 0.02
     hidden_dropout: float = 0.1
@@ -99,6 +115,7 @@ class GPTConfig:
     cross_entropy_loss_fusion: bool = False
     num_moe_experts: int | None = None
     moe_router_topk: int = 2
+    moe_router_pre_softmax: bool = False
     moe_ffn_hidden_size: int | None = None
     moe_aux_loss_coeff: float = 0.0
     moe_router_load_balancing_type: str = "aux_loss"

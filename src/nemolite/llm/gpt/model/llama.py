@@ -1,10 +1,15 @@
-"""Llama-family config specs (published NeMo 2.0 / Meta values) and a laptop-sized Llama."""
+"""Llama-family config specs (published NeMo 2.0 / Meta values), `LlamaModel`, a laptop-sized Llama.
+
+Llama 2, 3, 3.1 (RoPE scaling), 3.2 (1B/3B, tied embeddings) and 3.3 share one architecture;
+`LlamaTinyConfig` keeps its shape at a size that trains on a CPU. How a Hugging Face Llama maps onto
+these configs and weights is written down once, in `nemolite.llm.gpt.model.conversion.families`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from nemolite.llm.gpt.model.base import GPTConfig
+from nemolite.llm.gpt.model.base import GPTConfig, GPTModel
 
 
 @dataclass(kw_only=True)
@@ -33,8 +38,31 @@ class Llama2Config7B(LlamaConfig):
 
     num_layers: int = 32
     hidden_size: int = 4096
-    ffn_hidden_size: int = 11008
+    ffn_hidden_size: int | None = 11008
     num_attention_heads: int = 32
+    vocab_size: int | None = 32000
+
+
+@dataclass(kw_only=True)
+class Llama2Config13B(LlamaConfig):
+    """Llama 2 13B (40 layers, hidden 5120, 40 heads)."""
+
+    num_layers: int = 40
+    hidden_size: int = 5120
+    ffn_hidden_size: int | None = 13824
+    num_attention_heads: int = 40
+    vocab_size: int | None = 32000
+
+
+@dataclass(kw_only=True)
+class Llama2Config70B(LlamaConfig):
+    """Llama 2 70B (80 layers, hidden 8192, 64 heads, 8 query groups)."""
+
+    num_layers: int = 80
+    hidden_size: int = 8192
+    ffn_hidden_size: int | None = 28672
+    num_attention_heads: int = 64
+    num_query_groups: int | None = 8
     vocab_size: int | None = 32000
 
 
@@ -68,6 +96,85 @@ class Llama3Config70B(Llama3Config):
     ffn_hidden_size: int | None = 28672
     num_attention_heads: int = 64
     init_method_std: float = 0.008
+
+
+@dataclass(kw_only=True)
+class Llama31Config(Llama3Config):
+    """Llama 3.1: Llama 3 with RoPE frequencies rescaled for a 128k context (Meta's "llama3" type)."""
+
+    rope_scaling: bool = True
+    scale_factor: float = 8.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    old_context_len: int = 8192
+    seq_length: int = 131072
+    init_method_std: float = 0.02
+
+
+@dataclass(kw_only=True)
+class Llama31Config8B(Llama31Config):
+    """Llama 3.1 8B: the Llama 3 8B shape with 3.1's RoPE scaling."""
+
+    num_layers: int = 32
+    hidden_size: int = 4096
+    ffn_hidden_size: int | None = 14336
+    num_attention_heads: int = 32
+
+
+@dataclass(kw_only=True)
+class Llama31Config70B(Llama31Config):
+    """Llama 3.1 70B: 80 layers, hidden 8192, ffn 28672, 64 heads, 8 query groups."""
+
+    num_layers: int = 80
+    hidden_size: int = 8192
+    ffn_hidden_size: int | None = 28672
+    num_attention_heads: int = 64
+
+
+@dataclass(kw_only=True)
+class Llama31Config405B(Llama31Config):
+    """Llama 3.1 405B: 126 layers, hidden 16384, ffn 53248, 128 heads, 8 query groups."""
+
+    num_layers: int = 126
+    hidden_size: int = 16384
+    ffn_hidden_size: int | None = 53248
+    num_attention_heads: int = 128
+
+
+@dataclass(kw_only=True)
+class Llama32Config1B(Llama31Config):
+    """Llama 3.2 1B: 16 layers, hidden 2048, tied input/output embeddings, RoPE scale factor 32."""
+
+    scale_factor: float = 32.0
+    share_embeddings_and_output_weights: bool = True
+    num_layers: int = 16
+    hidden_size: int = 2048
+    ffn_hidden_size: int | None = 8192
+    num_attention_heads: int = 32
+
+
+@dataclass(kw_only=True)
+class Llama32Config3B(Llama31Config):
+    """Llama 3.2 3B: 28 layers, hidden 3072, 24 heads, tied embeddings, RoPE scale factor 32."""
+
+    scale_factor: float = 32.0
+    share_embeddings_and_output_weights: bool = True
+    num_layers: int = 28
+    hidden_size: int = 3072
+    ffn_hidden_size: int | None = 8192
+    num_attention_heads: int = 24
+
+
+@dataclass(kw_only=True)
+class Llama33Config70B(Llama31Config70B):
+    """Llama 3.3 70B: the Llama 3.1 70B architecture (new weights)."""
+
+
+@dataclass
+class LlamaModel(GPTModel):
+    """A Llama-architecture `GPTModel` (NeMo's `llm.LlamaModel`): `LlamaModel(Llama32Config1B())`."""
+
+    config: GPTConfig = field(default_factory=LlamaConfig)
 
 
 @dataclass(kw_only=True)

@@ -7,6 +7,7 @@ megatron-core's local spec) and builds one megatron `GPTModel` per virtual-pipel
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -128,6 +129,7 @@ def _moe_fields(cfg: GPTConfig) -> dict[str, Any]:
     return {
         "num_moe_experts": cfg.num_moe_experts,
         "moe_router_topk": cfg.moe_router_topk,
+        "moe_router_pre_softmax": cfg.moe_router_pre_softmax,
         "moe_ffn_hidden_size": cfg.moe_ffn_hidden_size or cfg.ffn_hidden_size,
         "moe_aux_loss_coeff": cfg.moe_aux_loss_coeff,
         "moe_router_load_balancing_type": cfg.moe_router_load_balancing_type,
@@ -156,6 +158,7 @@ def transformer_config(
         gated_linear_unit=cfg.is_gated,
         add_bias_linear=cfg.add_bias_linear,
         add_qkv_bias=cfg.add_qkv_bias,
+        qk_layernorm=cfg.qk_layernorm,
         init_method_std=cfg.init_method_std,
         hidden_dropout=cfg.hidden_dropout,
         attention_dropout=cfg.attention_dropout,
@@ -176,6 +179,7 @@ def layer_spec(cfg: GPTConfig) -> Any:
     kwargs = {
         "num_experts": cfg.num_moe_experts,
         "moe_grouped_gemm": cfg.moe_grouped_gemm,
+        "qk_layernorm": cfg.qk_layernorm,
     }
     if uses_transformer_engine(cfg):
         return specs.get_gpt_layer_with_transformer_engine_spec(**kwargs)
@@ -208,4 +212,54 @@ def build_chunks(cfg: GPTConfig, tf_config: TransformerConfig, vocab_size: int) 
                 vp_stage=stage,
             )
         )
+    if cfg.rope_scaling:
+        for chunk in chunks:
+            rotary = getattr(chunk, "rotary_pos_emb", None)
+            if rotary is not None:
+                rotary.inv_freq = llama3_scaled_inv_freq(rotary.inv_freq, cfg)
     return chunks
+
+
+def llama3_scaled_inv_freq(inv_freq: torch.Tensor, cfg: GPTConfig) -> torch.Tensor:
+    """Llama 3.1's RoPE frequency rescaling ("llama3" in HF's rope_scaling), every parameter honoured.
+
+    Replaces megatron-core's own (models/common/embeddings/rotary_pos_embedding.py
+    `_apply_scaling`), which takes only the factor and fixes the other three at 1, 4 and 8192.
+    Computed as transformers' `_compute_llama3_parameters` does, so the frequencies agree bit for bit.
+    """
+    low_wavelen = cfg.old_context_len / cfg.low_freq_factor
+    high_wavelen = cfg.old_context_len / cfg.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / cfg.scale_factor, inv_freq)
+    smooth = (cfg.old_context_len / wavelen - cfg.low_freq_factor) / (cfg.high_freq_factor - cfg.low_freq_factor)
+    smoothed = (1 - smooth) * scaled / cfg.scale_factor + smooth * scaled
+    medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
+def mask_padded_vocab(chunks: list[torch.nn.Module], vocab_size: int) -> None:
+    """Gives the padded vocabulary rows no probability: their logits become -inf.
+
+    megatron pads the output layer to `make_vocab_size_divisible_by x TP` rows and lets the padded
+    ones take softmax mass (megatron/core/models/gpt/gpt_model.py computes the loss over every
+    row); here the loss and log-probs equal an unpadded model's (HF's) at any TP. Each rank holds
+    the vocabulary slice [rank x V/TP, (rank+1) x V/TP) of the column-parallel output layer.
+    """
+    tp_rank = parallel_state.get_tensor_model_parallel_rank()
+    for chunk in chunks:
+        output_layer = getattr(chunk, "output_layer", None)
+        if output_layer is None or not getattr(chunk, "post_process", False):
+            continue
+        local = output_layer.output_size_per_partition
+        first_padded = vocab_size - tp_rank * local
+        if first_padded >= local:
+            continue  # this rank's slice holds no padding
+        start = max(first_padded, 0)
+
+        def hook(module: torch.nn.Module, args: Any, output: Any, start: int = start) -> Any:
+            logits, bias = output
+            logits = logits.clone()
+            logits[..., start:] = float("-inf")
+            return logits, bias
+
+        output_layer.register_forward_hook(hook)

@@ -91,8 +91,8 @@ class MegatronGPTModule(pl.LightningModule):
 
         return getattr(self.trainer.strategy, "spec", None) or MegatronStrategy()
 
-    def vocab_size(self) -> int:
-        """The padded vocabulary (from the config, else the tokenizer)."""
+    def true_vocab_size(self) -> int:
+        """The vocabulary before padding (from the config, else the tokenizer)."""
         vocab = self.config.vocab_size or getattr(self.tokenizer, "vocab_size", None)
         if vocab is None:
             raise ConfigError(
@@ -101,8 +101,12 @@ class MegatronGPTModule(pl.LightningModule):
                 "no vocabulary size and no tokenizer to take it from",
                 "set model.config.vocab_size or give data.tokenizer",
             )
+        return int(vocab)
+
+    def vocab_size(self) -> int:
+        """The padded vocabulary: rows of the embedding and output layer."""
         tp = self.strategy_spec.tensor_model_parallel_size
-        return mc.padded_vocab_size(vocab, self.config.make_vocab_size_divisible_by, tp)
+        return mc.padded_vocab_size(self.true_vocab_size(), self.config.make_vocab_size_divisible_by, tp)
 
     def configure_model(self) -> None:
         """Builds the megatron chunks once model parallelism is initialised (Lightning hook)."""
@@ -114,6 +118,7 @@ class MegatronGPTModule(pl.LightningModule):
         torch.manual_seed(self.config.seed)
         tensor_parallel.model_parallel_cuda_manual_seed(self.config.seed)
         chunks = mc.build_chunks(self.config, self.tf_config, self.vocab_size())
+        mc.mask_padded_vocab(chunks, self.true_vocab_size())
         if self.tf_config.bf16 or self.tf_config.fp16:
             chunks = [Float16Module(self.tf_config, chunk) for chunk in chunks]
         self.chunks = torch.nn.ModuleList(chunks)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from nemolite.llm.gpt.model.base import GPTConfig, GPTModel
 from nemolite.llm.gpt.model.llama import LlamaConfig
 
 
@@ -30,6 +31,24 @@ class MixtralConfig8x7B(MixtralConfig):
     hidden_size: int = 4096
     ffn_hidden_size: int | None = 14336
     num_attention_heads: int = 32
+
+
+@dataclass(kw_only=True)
+class MixtralConfig8x22B(MixtralConfig):
+    """Mixtral 8x22B: 56 layers, hidden 6144, ffn 16384, 48 heads, 8 groups, 8 experts top-2."""
+
+    num_layers: int = 56
+    hidden_size: int = 6144
+    ffn_hidden_size: int | None = 16384
+    num_attention_heads: int = 48
+    vocab_size: int | None = 32768
+
+
+@dataclass
+class MixtralModel(GPTModel):
+    """A Mixtral `GPTModel` (NeMo's `llm.MixtralModel`)."""
+
+    config: GPTConfig = field(default_factory=MixtralConfig8x7B)
 
 
 @dataclass(kw_only=True)
