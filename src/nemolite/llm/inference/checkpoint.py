@@ -32,10 +32,10 @@ class CheckpointSpec:
 
 def resolve_path(path: str | Path, field: str = "path") -> Path:
     """The checkpoint directory `path` names (itself, or the newest complete one under it)."""
+    from nemolite.lightning import model_store
+
     text = str(path)
-    if text.startswith("nemo://"):
-        return _nemo_uri(text, field)
-    where = Path(text).expanduser()
+    where = model_store.resolve_checkpoint(text, field=field)  # nemo://<id> and imported model dirs
     if not where.exists():
         raise ConfigError(field, text, "no such checkpoint or run directory",
                           "give a run directory or one of its checkpoints/<name> directories")
@@ -49,19 +49,12 @@ def resolve_path(path: str | Path, field: str = "path") -> Path:
                       "give a run directory that has checkpoints/ (train one with `nemo llm pretrain`)")
 
 
-def _nemo_uri(uri: str, field: str) -> Path:
-    try:
-        from nemolite.llm.hf import resolve_nemo_uri  # type: ignore[attr-defined]
-    except ImportError:
-        raise ConfigError(field, uri, "nemo:// checkpoints need the Hugging Face import (llm.import_ckpt)",
-                          "give the path of a checkpoint directory instead") from None
-    return Path(resolve_nemo_uri(uri))
-
-
 def load_spec(path: str | Path, field: str = "path") -> CheckpointSpec:
     """The checkpoint at `path` and the model/tokenizer/adapter specs of the run that wrote it."""
     ckpt = resolve_path(path, field)
     config_file = _config_file(ckpt)
+    if config_file is None and "model_config" in (read_marker(ckpt) or {}):
+        return _imported_spec(ckpt)
     if config_file is None:
         raise DataFileError(ckpt, f"no {CONFIG_NAME} next to this checkpoint (nor in its run directory)",
                             "generate from a checkpoint written by `nemo llm pretrain/finetune` or `llm.import_ckpt`")
@@ -72,6 +65,21 @@ def load_spec(path: str | Path, field: str = "path") -> CheckpointSpec:
     tokenizer = _tokenizer_spec(task)
     meta = read_marker(ckpt) or {}
     return CheckpointSpec(ckpt, model, tokenizer, task.get("peft"), meta.get("step"))
+
+
+def _imported_spec(ckpt: Path) -> CheckpointSpec:
+    """An `llm.import_ckpt` model: the config in its marker, the HF tokenizer in its context/."""
+    from nemolite.lightning import model_store
+    from nemolite.llm.gpt.model.base import GPTModel
+    from nemolite.llm.gpt.model.conversion.exporter import read_saved
+    from nemolite.llm.tokenizers import AutoTokenizer
+
+    saved = read_saved(ckpt)
+    tok_dir = model_store.tokenizer_dir(ckpt)
+    if tok_dir is None:
+        raise DataFileError(ckpt, "this imported model has no tokenizer in its context/ directory",
+                            "re-import it from a source that has tokenizer files")
+    return CheckpointSpec(ckpt, GPTModel(saved.config), AutoTokenizer(pretrained_model_name=str(tok_dir)), None, 0)
 
 
 def _config_file(ckpt: Path) -> Path | None:
