@@ -65,9 +65,9 @@ def test_pipeline_parallel_checkpoint_generates_the_same(runs: dict[str, Any]) -
 
 
 def test_pipeline_parallel_generation_is_refused_with_the_fix(runs: dict[str, Any]) -> None:
+    from nemolite.errors import ConfigError
     from nemolite.lightning.strategy import MegatronStrategy
     from nemolite.lightning.trainer import Trainer
-    from nemolite.errors import ConfigError
 
     trainer = Trainer(strategy=MegatronStrategy(pipeline_model_parallel_size=2))
     with pytest.raises(ConfigError, match="pipeline_model_parallel_size=2.*set it to 1.*resharded on load"):

@@ -60,3 +60,17 @@ def _padded(config: llm.LlamaConfig, vocab: int) -> int:
     from nemolite.llm.gpt.model.megatron_config import padded_vocab_size
 
     return padded_vocab_size(config.vocab_size or vocab, config.make_vocab_size_divisible_by, 1)
+
+
+def save_word_tokenizer(directory: Path, vocab_size: int) -> None:
+    """A Hugging Face word-level tokenizer: <unk>=0, <s>=1, </s>=2 (transformers' Llama defaults for
+    bos/eos), then words w3..w{vocab_size-1}, split on whitespace."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {f"w{i}": i for i in range(3, vocab_size)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
+                                                eos_token="</s>", pad_token="<unk>")
+    fast.save_pretrained(directory)

@@ -128,3 +128,63 @@ def test_unknown_task_lists_close_names(run_dir: Path, tmp_path: Path) -> None:
         llm.evaluate(path=str(run_dir), tasks=["tiny_mcc"], include_path=str(_task_dir(tmp_path / "t")),
                      output_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+WORD_ROWS = [
+    {"question": "w5 w17 w42", "choices": [" w8", " w9 w10", " w99"], "answer": 0},
+    {"question": "w3", "choices": [" w77", " w12"], "answer": 1},
+    {"question": "w30 w31 w32 w33 w34 w35", "choices": [" w36", " w3 w4 w5"], "answer": 0},
+    {"question": "", "choices": ["w61", "w62"], "answer": 1},
+]
+
+
+def test_backend_equals_lm_evals_hf_backend_on_the_exported_model(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-example log-likelihoods and accuracy: nemolite on an imported model == lm-eval's `hf`
+    backend (transformers) on the same model exported back to Hugging Face."""
+    import importlib.util
+
+    import transformers
+    from inference_ckpts import save_word_tokenizer
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    from nemolite.llm.inference.evaluate import task_manager
+    from nemolite.llm.inference.lm_eval_backend import NemoliteLM
+
+    monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = importlib.util.spec_from_file_location("hf_models", Path(__file__).parents[1] / "gpt" / "model" / "hf_models.py")
+    assert spec is not None and spec.loader is not None
+    hf_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hf_models)
+    src = tmp_path / "hf"
+    hf_models.make_hf_model("llama32", src)
+    save_word_tokenizer(src, hf_models.VOCAB)
+    llm.import_ckpt(source=str(src), output_path=str(tmp_path / "nemo_home" / "models" / "tiny"))
+    exported = llm.export_ckpt(path="nemo://tiny", output_path=str(tmp_path / "exported"))
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in WORD_ROWS))
+    (tasks / "word_mc.yaml").write_text(
+        "task: word_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {tasks / 'mc.jsonl'}\ntest_split: test\noutput_type: multiple_choice\n"
+        'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: "{{answer}}"\n'
+        "target_delimiter: \"\"\nmetric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
+    manager = task_manager(str(tasks))
+    hf_lm = HFLM(pretrained=transformers.AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32),
+                 tokenizer=transformers.PreTrainedTokenizerFast.from_pretrained(src), device="cpu", batch_size=4)
+    ours_lm = NemoliteLM(path="nemo://tiny", batch_size=4)
+
+    def run(lm):
+        out = simple_evaluate(model=lm, tasks=["word_mc"], task_manager=manager, log_samples=True,
+                              bootstrap_iters=0)
+        return out["results"]["word_mc"]["acc,none"], [
+            [float(r[0][0]) for r in sample["resps"]] for sample in out["samples"]["word_mc"]]
+
+    (acc_hf, ll_hf), (acc_ours, ll_ours) = run(hf_lm), run(ours_lm)
+    assert len(ll_ours) == len(WORD_ROWS) and len({round(x, 3) for row in ll_ours for x in row}) > 4
+    for ours, theirs in zip(ll_ours, ll_hf):
+        assert ours == pytest.approx(theirs, abs=1e-4)
+    assert acc_ours == acc_hf

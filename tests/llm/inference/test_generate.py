@@ -143,7 +143,7 @@ def _merged_engine(adapted, lora: llm.LoRA):
     plain = runtime.build_model(tiny_config(), adapted.model.embedding.word_embeddings.weight.shape[0])
     state = adapted.model.state_dict()
     merged = {}
-    for name, value in plain.state_dict().items():
+    for name in plain.state_dict():
         if name.endswith("._extra_state"):
             continue
         weight = state[name].clone()

@@ -30,21 +30,11 @@ def _hf_models():
 
 
 hf_models = _hf_models()
+sys.path.insert(0, str(Path(__file__).parent))
+from inference_ckpts import save_word_tokenizer  # noqa: E402
+
 NEW_TOKENS = 64
 PROMPTS = ["w5 w17 w42 w8 w99 w23 w61", "w3", "w77 w12 w30"]
-
-
-def _save_tokenizer(directory: Path) -> None:
-    """A word-level tokenizer over the model's 100 ids: <unk>=0, <s>=1, </s>=2 (transformers' Llama
-    defaults for bos/eos), then w3..w99."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {f"w{i}": i for i in range(3, hf_models.VOCAB)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                                eos_token="</s>", pad_token="<unk>")
-    fast.save_pretrained(directory)
 
 
 def _transformers_greedy(model, tokenizer_dir: Path) -> tuple[list[list[int]], list[list[float]]]:
@@ -75,7 +65,7 @@ def test_greedy_generation_equals_transformers(family: str, tmp_path: Path, monk
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     src = tmp_path / "hf" / family
     reference = hf_models.make_hf_model(family, src)
-    _save_tokenizer(src)
+    save_word_tokenizer(src, hf_models.VOCAB)
     want_tokens, want_lps = _transformers_greedy(reference, src)
     llm.import_ckpt(source=str(src), output_path=str(tmp_path / "nemo_home" / "models" / "tiny" / family))
     got = llm.generate(path=f"nemo://tiny/{family}", prompts=PROMPTS, inference_params=llm.CommonInferenceParams(

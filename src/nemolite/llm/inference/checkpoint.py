@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from nemolite.errors import ConfigError, DataFileError
-from nemolite.lightning.exp_ckpt_dir import CKPT_SUBDIR, check_integrity, latest_complete, read_marker
+from nemolite.lightning.exp_ckpt_dir import (
+    CKPT_SUBDIR,
+    check_integrity,
+    latest_complete,
+    read_marker,
+)
 
 CONFIG_NAME = "config.yaml"
 _NEEDED = ("model", "data", "peft", "tokenizer")  # the parts of the task inference rebuilds

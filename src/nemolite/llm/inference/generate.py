@@ -27,6 +27,9 @@ def load_engine(spec: CheckpointSpec | str | Path, tensor_model_parallel_size: i
     config = spec.model.config
     config.validate()
     vocab = config.vocab_size or getattr(tokenizer, "vocab_size", None)
+    if vocab is None:
+        raise ConfigError("model.config.vocab_size", None, "no vocabulary size and no tokenizer to take it from",
+                          "save the checkpoint with a tokenizer")
     runtime.init_parallel(tensor_model_parallel_size)
     rows = runtime.saved_vocab_rows(spec.path)
     model = runtime.build_model(config, rows or int(vocab), tensor_model_parallel_size)

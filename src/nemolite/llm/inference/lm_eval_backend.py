@@ -82,9 +82,9 @@ class NemoliteLM(TemplateLM):
         return results
 
     def _loglikelihood_tokens(self, requests: list[tuple[Any, list[int], list[int]]], **_: Any) -> list[tuple[float, bool]]:
-        results = self.score([(ctx, cont) for _, ctx, cont in requests])
-        for (key, _, _), result in zip(requests, results):
-            self.cache_hook.add_partial("loglikelihood", key, result)
+        results = self.score([(request[1], request[2]) for request in requests])
+        for request, result in zip(requests, results):
+            self.cache_hook.add_partial("loglikelihood", request[0], result)
         return results
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import nemo_run as run
 
@@ -25,15 +25,15 @@ _ENTRYPOINT = dict(namespace="llm", run_ctx_cls=NemoliteRunContext)
 @run.cli.entrypoint(**_ENTRYPOINT)
 def generate(
     path: str,
-    prompts: Optional[list[Any]] = None,
-    trainer: Optional[Trainer] = None,
-    inference_params: Optional[CommonInferenceParams] = None,
+    prompts: list[Any] | None = None,
+    trainer: Trainer | None = None,
+    inference_params: CommonInferenceParams | None = None,
     text_only: bool = False,
     chat: bool = False,
     max_batch_size: int = 8,
-    output_path: Optional[str] = None,
-    stream: Optional[bool] = None,
-) -> list[Union[str, Any]]:
+    output_path: str | None = None,
+    stream: bool | None = None,
+) -> list[str | Any]:
     """Generate text from a checkpoint for a list of prompts (KV cache, batched, TP-aware).
 
     Args:
@@ -73,14 +73,14 @@ def generate(
 @run.cli.entrypoint(**_ENTRYPOINT)
 def evaluate(
     path: str,
-    tasks: Optional[list[str]] = None,
-    limit: Optional[float] = None,
-    num_fewshot: Optional[int] = None,
+    tasks: list[str] | None = None,
+    limit: float | None = None,
+    num_fewshot: int | None = None,
     batch_size: int = 8,
-    include_path: Optional[str] = None,
-    perplexity_data: Optional[str] = None,
-    output_dir: Optional[str] = None,
-    trainer: Optional[Trainer] = None,
+    include_path: str | None = None,
+    perplexity_data: str | None = None,
+    output_dir: str | None = None,
+    trainer: Trainer | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on lm-evaluation-harness tasks and/or perplexity; results into the run dir.
 
@@ -148,7 +148,7 @@ def check_evaluate(path: Any, tasks: Any, limit: Any, include_path: Any, perplex
     return task_list, manager
 
 
-def _output_dir(path: Any, output_dir: Optional[str]) -> Path:
+def _output_dir(path: Any, output_dir: str | None) -> Path:
     import time
 
     from nemolite.llm.inference.checkpoint import resolve_path
