@@ -12,6 +12,7 @@ from nemolite.errors import ConfigError
 from nemolite.llm.inference.checkpoint import CheckpointSpec, load_spec
 from nemolite.llm.inference.engine import InferenceEngine, TokenCallback
 from nemolite.llm.inference.params import CommonInferenceParams
+from nemolite.llm.inference.prompting import encode_all
 from nemolite.llm.inference.results import InferenceRequest
 
 DEFAULT_SEED = 1234
@@ -37,29 +38,6 @@ def load_engine(spec: CheckpointSpec | str | Path, tensor_model_parallel_size: i
     return InferenceEngine(model, tokenizer, vocab_size=int(vocab), seq_length=config.seq_length)
 
 
-def encode(tokenizer: Any, prompt: Any, *, chat: bool, add_bos: bool) -> list[int]:
-    """Token ids for a prompt: plain text, or chat messages through the tokenizer's template."""
-    if chat or not isinstance(prompt, str):
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-        return chat_ids(tokenizer, messages)
-    ids = list(tokenizer.text_to_ids(prompt))
-    if add_bos and tokenizer.bos_id is not None:
-        ids = [tokenizer.bos_id, *ids]
-    return ids
-
-
-def chat_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    """The chat, then the assistant's turn opened (the template's generation prompt)."""
-    from nemolite.llm.tokenizers.base import default_chat_text
-
-    inner = getattr(tokenizer, "_tok", None)  # transformers' tokenizer, when it carries a template
-    if inner is not None and getattr(inner, "chat_template", None):
-        return list(inner.apply_chat_template(messages, tokenize=True, add_generation_prompt=True))
-    return list(tokenizer.apply_chat_template(messages)) + list(
-        tokenizer.text_to_ids(default_chat_text([{"role": "assistant", "content": ""}])[:-1])
-    )
-
-
 def generate_with_engine(
     engine: InferenceEngine,
     prompts: list[Any],
@@ -71,14 +49,7 @@ def generate_with_engine(
 ) -> list[InferenceRequest]:
     """Generates for every prompt, `max_batch_size` at a time; results in the prompts' order."""
     tok = engine.tokenizer
-    encoded = [encode(tok, p, chat=chat, add_bos=params.add_BOS) for p in prompts]
-    for i, ids in enumerate(encoded):
-        if not ids:
-            raise ConfigError(f"prompts[{i}]", prompts[i], "encodes to no tokens", "give a non-empty prompt")
-        if len(ids) >= engine.seq_length:
-            raise ConfigError(f"prompts[{i}]", _short(prompts[i]),
-                              f"is {len(ids)} tokens; the model's context is {engine.seq_length}",
-                              f"shorten it below {engine.seq_length} tokens")
+    encoded = encode_all(tok, prompts, chat=chat, add_bos=params.add_BOS, seq_length=engine.seq_length)
     generator = torch.Generator().manual_seed(DEFAULT_SEED if params.random_seed is None else params.random_seed)
     results: list[InferenceRequest] = []
     for start in range(0, len(prompts), max_batch_size):
@@ -112,8 +83,3 @@ def _text(tokenizer: Any, tokens: list[int], stop_words: list[str]) -> str:
     text = tokenizer.ids_to_text(tokens)
     cut = min((text.index(w) for w in stop_words if w in text), default=len(text))
     return text[:cut]
-
-
-def _short(prompt: Any, limit: int = 40) -> str:
-    text = prompt if isinstance(prompt, str) else str(prompt)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -51,7 +51,7 @@ def generate(
         One InferenceRequest (or string, with text_only) per prompt, in order.
     """
     params = inference_params or CommonInferenceParams()
-    prompt_list = check_generate(path, prompts, trainer, params, max_batch_size)
+    prompt_list = check_generate(path, prompts, trainer, params, max_batch_size, chat)
     from nemolite.llm.inference import generate as gen  # heavy: torch, megatron-core
 
     engine = gen.load_engine(path, _tp_size(trainer))
@@ -160,9 +160,14 @@ def _output_dir(path: Any, output_dir: str | None) -> Path:
     return run_dir / "evaluations" / time.strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def check_generate(path: Any, prompts: Any, trainer: Any, params: Any, max_batch_size: int = 8) -> list[Any]:
-    """Raises a one-line ConfigError for any argument generation cannot use; returns the prompts."""
-    from nemolite.llm.inference.checkpoint import resolve_path
+def check_generate(path: Any, prompts: Any, trainer: Any, params: Any, max_batch_size: int = 8,
+                   chat: bool = False) -> list[Any]:
+    """Raises a one-line ConfigError for any argument generation cannot use; returns the prompts.
+
+    Loads the checkpoint's tokenizer (not its weights) to check that every prompt fits the context.
+    """
+    from nemolite.llm.inference.checkpoint import load_spec
+    from nemolite.llm.inference.prompting import encode_all
 
     prompt_list = check_prompts(prompts)
     if not isinstance(params, CommonInferenceParams):
@@ -172,7 +177,9 @@ def check_generate(path: Any, prompts: Any, trainer: Any, params: Any, max_batch
     if max_batch_size < 1:
         raise ConfigError("max_batch_size", max_batch_size, "must be >= 1", "set max_batch_size=8")
     _tp_size(trainer)
-    resolve_path(path)
+    spec = load_spec(path)
+    tokenizer = spec.tokenizer.build() if hasattr(spec.tokenizer, "build") else spec.tokenizer
+    encode_all(tokenizer, prompt_list, chat=chat, add_bos=params.add_BOS, seq_length=spec.model.config.seq_length)
     return prompt_list
 
 
@@ -225,7 +232,7 @@ def _write_jsonl(path: Path, results: list[Any]) -> None:
 
 generate.nemolite_check = lambda **kw: check_generate(  # type: ignore[attr-defined]
     kw.get("path"), kw.get("prompts"), kw.get("trainer"),
-    kw.get("inference_params") or CommonInferenceParams(), kw.get("max_batch_size", 8))
+    kw.get("inference_params") or CommonInferenceParams(), kw.get("max_batch_size", 8), kw.get("chat", False))
 generate.nemolite_describe = describe_generate  # type: ignore[attr-defined]
 evaluate.nemolite_check = lambda **kw: check_evaluate(  # type: ignore[attr-defined]
     kw.get("path"), kw.get("tasks"), kw.get("limit"), kw.get("include_path"), kw.get("perplexity_data"),
