@@ -32,9 +32,13 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
     # Remote executors run on other hardware: skip this machine's GPU and device-count checks.
     here = executor_module is None or not getattr(executor_module, "REMOTE", True)
     specs = {k: v for k, v in built.keywords.items() if k in _CHECKED}
-    # A dry run inspects a task that may be meant for other hardware: hardware problems are a note.
-    check_task(**specs, on_this_machine=here and not ctx.dryrun)
-    hardware_note = _hardware_problem(specs) if here and ctx.dryrun else None
+    own_check = getattr(task.__fn_or_cls__, "nemolite_check", None)  # verbs without a model spec
+    if own_check is not None:
+        own_check(**built.keywords)
+    else:
+        # A dry run inspects a task that may be meant for other hardware: hardware problems are a note.
+        check_task(**specs, on_this_machine=here and not ctx.dryrun)
+    hardware_note = _hardware_problem(specs) if here and ctx.dryrun and own_check is None else None
     if executor_module is not None:
         check_executor(executor_module, ctx.executor, built.keywords["trainer"], ctx.executor_name)
     if ctx.to_yaml:
@@ -97,6 +101,10 @@ def print_dryrun(ctx: NemoliteRunContext, task: nemo_run.Partial, module: Any, c
     """Prints the resolved task as YAML and what the executor would launch; writes nothing."""
     console.rule(f"[bold]{ctx.name}: resolved task")
     console.print(Syntax(to_yaml(task), "yaml", theme="ansi_dark", word_wrap=True))
+    describe = getattr(task.__fn_or_cls__, "nemolite_describe", None)
+    if describe is not None:
+        console.rule("[bold]would load")
+        console.print(describe(**fdl.build(task).keywords), markup=False, highlight=False)
     console.rule("[bold]launch")
     if module is None:
         console.print(f"In this process: {task.__fn_or_cls__.__module__}.{task.__fn_or_cls__.__name__}(...)")

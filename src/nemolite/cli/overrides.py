@@ -124,12 +124,33 @@ def _resolve(task: fdl.Buildable, key: str, raw: str) -> tuple[fdl.Buildable, st
             return node, part, params[part]
         child = getattr(node, part, None)
         if not isinstance(child, fdl.Buildable):
+            child = _dataclass_config(node, part, child, params[part])
+        if not isinstance(child, fdl.Buildable):
             raise ConfigError(
                 ".".join(walked), child, "is not a configurable object here",
                 f"set it to one first (e.g. {'.'.join(walked)}=<factory>) or drop the override",
             )
         node = child
     raise AssertionError("unreachable")
+
+
+def _dataclass_config(node: fdl.Buildable, name: str, value: Any, annotation: Any) -> Any:
+    """`inference_params.temperature=0` where inference_params defaults to None (or to a dataclass
+    instance): the field becomes a config of its annotated dataclass, which the override then edits."""
+    import dataclasses
+
+    from nemolite.llm.recipe_io import to_config
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        config = to_config(value)
+    else:
+        members = [m for m in typing.get_args(annotation) if m is not type(None)] or [annotation]
+        kinds = [m for m in members if inspect.isclass(m) and dataclasses.is_dataclass(m)]
+        if value is not None or len(kinds) != 1:
+            return value
+        config = run.Config(kinds[0])
+    setattr(node, name, config)
+    return config
 
 
 def _parameters(node: fdl.Buildable) -> dict[str, Any]:
@@ -231,6 +252,9 @@ def _factory_names(annotation: type) -> list[str]:
 
 
 def _name(annotation: Any) -> str:
+    members = [m for m in typing.get_args(annotation) if m is not type(None)]
+    if typing.get_origin(annotation) in (Union, types.UnionType) and len(members) == 1:
+        return _name(members[0])  # Optional[list[str]] -> "list"
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 

@@ -18,6 +18,8 @@ from nemolite.llm.gpt.data import factories as _data_factories  # noqa: F401
 from nemolite.llm.gpt.model import *  # noqa: F403 - every config and model class, NeMo's names
 from nemolite.llm.gpt.model import __all__ as _model_names
 from nemolite.llm.hf_api import export_ckpt, import_ckpt
+from nemolite.llm.inference.params import CommonInferenceParams
+from nemolite.llm.inference.verbs import evaluate, generate
 from nemolite.llm.peft import LoRA
 from nemolite.llm.tokenizers import (
     AutoTokenizer,
@@ -63,6 +65,9 @@ __all__ = [
     "finetune",
     "train",
     "validate",
+    "generate",
+    "evaluate",
+    "CommonInferenceParams",
     "import_ckpt",
     "export_ckpt",
     *_model_names,
