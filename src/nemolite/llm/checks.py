@@ -12,7 +12,7 @@ from typing import Any
 
 from nemolite.errors import ConfigError
 from nemolite.lightning.strategy import MegatronStrategy, check_layout
-from nemolite.lightning.trainer import Trainer, check_trainer, devices_per_node
+from nemolite.lightning.trainer import Trainer, check_ranges, check_trainer, devices_per_node
 
 
 def check_task(
@@ -32,6 +32,7 @@ def check_task(
         on_this_machine: the job runs here, so hardware checks (GPU present, device count) apply.
     """
     config = getattr(model, "config", None)
+    check_ranges(trainer)
     cuda = _cuda_present() if on_this_machine else True
     if on_this_machine:
         check_trainer(trainer, model_config=config, cuda=cuda)
