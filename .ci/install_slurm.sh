@@ -6,6 +6,8 @@
 # job status) reads. Idempotent: a cluster that already answers is left as it is.
 #
 # Usage: bash .ci/install_slurm.sh        (as root; prints "slurm: ready" when sinfo shows the node idle)
+#        bash .ci/install_slurm.sh stop   stops the daemons this script started (and only those), as
+#                                          .ci/run does when it ends, so the machine is left as it was
 # Env:   NEMOLITE_SLURM_ACCOUNT  account the submitting user gets (default: nemolite)
 #        NEMOLITE_SLURM_PARTITION  partition name (default: debug)
 set -euo pipefail
@@ -19,6 +21,35 @@ LOG=/var/log/slurm
 SUBMIT_USER="$(id -un)"
 
 log() { echo "slurm: $*"; }
+
+# Daemons this script started, "name pid" a line: `stop` ends exactly these processes (a daemon
+# that was already running when the script came is not ours to stop).
+STARTED=/run/nemolite-slurm.started
+
+started() {  # started NAME: records the newest process of that name (the daemon just forked)
+    local pid=""
+    for _ in $(seq 20); do pid="$(pgrep -xn "$1" || true)"; [ -n "$pid" ] && break; sleep 0.5; done
+    [ -n "$pid" ] && mkdir -p "$(dirname "$STARTED")" && echo "$1 $pid" >>"$STARTED"
+}
+
+stop_started() {
+    [ -f "$STARTED" ] || { log "nothing to stop (no daemon was started by this script)"; return 0; }
+    local name pid
+    # Reverse order of start: slurmd before slurmctld before slurmdbd before its database and munge.
+    tac "$STARTED" | while read -r name pid; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" || true
+            for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+            log "stopped $name ($pid)"
+        fi
+    done
+    rm -f "$STARTED"
+}
+
+if [ "${1:-}" = stop ]; then
+    stop_started
+    exit 0
+fi
 
 cluster_idle() {  # the node answers AND accounting works (slurmdbd reaches its database)
     command -v sinfo >/dev/null 2>&1 \
@@ -69,6 +100,7 @@ start_munge() {
     chown munge:munge /run/munge /var/log/munge /var/lib/munge
     if ! pgrep -x munged >/dev/null; then
         runuser -u munge -- /usr/sbin/munged --force
+        started munged
     fi
     wait_for 20 munged sh -c 'munge -n | unmunge'
 }
@@ -83,6 +115,7 @@ start_mariadb() {
         # setsid: its own session, so the end of the shell job that started it does not end it.
         (setsid mariadbd --user=mysql --datadir=/var/lib/mysql --socket=/run/mysqld/mysqld.sock \
             --bind-address=127.0.0.1 >/var/log/mariadbd.log 2>&1 &)
+        started mariadbd
     fi
     wait_for 60 mariadb mariadb -u root -e 'select 1'
     mariadb -u root <<'SQL'
@@ -153,7 +186,7 @@ EOF
 }
 
 start_slurmdbd() {
-    pgrep -x slurmdbd >/dev/null || slurmdbd
+    pgrep -x slurmdbd >/dev/null || { slurmdbd && started slurmdbd; }
     wait_for 60 slurmdbd sacctmgr -n show cluster
     sacctmgr -i -Q add cluster "$CLUSTER" >/dev/null || true
     sacctmgr -i -Q add account "$ACCOUNT" Cluster="$CLUSTER" Description=nemolite Organization=nemolite >/dev/null || true
@@ -161,9 +194,9 @@ start_slurmdbd() {
 }
 
 start_slurm() {
-    pgrep -x slurmctld >/dev/null || slurmctld
+    pgrep -x slurmctld >/dev/null || { slurmctld && started slurmctld; }
     wait_for 60 slurmctld scontrol ping
-    pgrep -x slurmd >/dev/null || slurmd -N "$NODE"
+    pgrep -x slurmd >/dev/null || { slurmd -N "$NODE" && started slurmd; }
     # A node left DOWN by an earlier, unclean stop comes back with ReturnToService=2, but resume it
     # anyway so that a rerun of this script always ends with an idle node.
     sleep 1

@@ -126,8 +126,17 @@ def launch_shape(executor: run.SlurmExecutor) -> tuple[int, int]:
     return executor.nodes, executor.ntasks_per_node
 
 
-def validate(executor: run.SlurmExecutor) -> None:
+#: What `validate(..., offline=True)` (a dry run) leaves unchecked, said after the rendered script.
+OFFLINE_UNCHECKED = ("the tunnel host, the partition and account (sinfo, sacctmgr), and the request "
+                     "as a whole (sbatch --test-only)")
+
+
+def validate(executor: run.SlurmExecutor, *, offline: bool = False) -> None:
     """Checks the settings, the tunnel and what Slurm itself says of the request; submits nothing.
+
+    Args:
+        executor: the built executor.
+        offline: check only what needs no cluster (a dry run renders the script without one).
 
     Raises:
         ClusterError: one line naming the field, its value and the fix.
@@ -135,6 +144,8 @@ def validate(executor: run.SlurmExecutor) -> None:
     marked = load_profile("slurm", profile_keys()).get("secrets") or []
     names = _secrets.secret_names(marked)
     _slurm_checks.check_settings(executor, launch_shape(executor), names)
+    if offline:
+        return
     _slurm_checks.check_tunnel(executor.tunnel)
     _slurm_checks.check_with_scheduler(executor, launch_shape(executor), uses_torchrun(executor))
     _slurm_checks.check_secrets_set(executor.tunnel, marked)

@@ -6,16 +6,43 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 NEMO = shutil.which("nemo") or str(Path(sys.executable).with_name("nemo"))
 
+# Where tools write by default (~/.nemo_run, ~/.cache, HF's and NeMo's caches, ~/.config profiles):
+# the whole test session gets one temporary home, so the test command writes nothing outside
+# temporary directories. Set in pytest_configure, before any test module imports nemo_run (which
+# reads NEMORUN_HOME once, at import).
+HOME_VARS = ("HOME", "NEMORUN_HOME", "NEMO_HOME", "HF_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
+             "MPLCONFIGDIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
+_SESSION_HOME: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _SESSION_HOME
+    _SESSION_HOME = Path(tempfile.mkdtemp(prefix="nemolite-test-home-"))
+    home = _SESSION_HOME
+    places = dict(HOME=home, NEMORUN_HOME=home / ".nemo_run", NEMO_HOME=home / ".cache" / "nemo",
+                  HF_HOME=home / ".cache" / "huggingface", XDG_CACHE_HOME=home / ".cache",
+                  XDG_CONFIG_HOME=home / ".config", MPLCONFIGDIR=home / ".config" / "matplotlib",
+                  TRITON_CACHE_DIR=home / ".triton", TORCHINDUCTOR_CACHE_DIR=home / ".inductor")
+    for var in HOME_VARS:
+        os.environ[var] = str(places[var])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SESSION_HOME is not None:
+        shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
 
 def run_nemo(*args: str, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """Runs `nemo <args>` with no terminal on stdin and returns the finished process."""
-    full_env = os.environ | {"NO_COLOR": "1", "COLUMNS": "200", "HOME": str(cwd)} | (env or {})
+    home = {"HOME": str(cwd), "NEMORUN_HOME": str(cwd / ".nemo_run")}
+    full_env = os.environ | {"NO_COLOR": "1", "COLUMNS": "200"} | home | (env or {})
     return subprocess.run(
         [NEMO, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         stdin=subprocess.DEVNULL, env=full_env,
@@ -53,6 +80,7 @@ def llm_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         verb.cli_entrypoint.cli(app)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NEMORUN_HOME", str(tmp_path / ".nemo_run"))
     runner = CliRunner()
 
     def invoke(*args: str):

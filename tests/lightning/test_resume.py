@@ -54,8 +54,14 @@ def test_latest_complete_checkpoint_is_chosen(finished_run: Path) -> None:
 
 def test_finished_run_is_not_resumed_past_its_end(finished_run: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        AutoResume(resume_if_exists=True).find_checkpoint(finished_run)
-    one_line(err, "resume.resume_past_end", "step 4")
+        AutoResume(resume_if_exists=True).find_checkpoint(finished_run, max_steps=4)
+    one_line(err, "trainer.max_steps=4", "step 4", "raise trainer.max_steps above 4")
+
+
+def test_raising_max_steps_continues_a_finished_run(finished_run: Path) -> None:
+    """The fix a finished run names (raise trainer.max_steps) resumes it from its end checkpoint."""
+    chosen = AutoResume(resume_if_exists=True).find_checkpoint(finished_run, max_steps=10)
+    assert chosen is not None and ckdir.read_marker(chosen)["step"] == 4
 
 
 def test_resume_from_an_unfinished_directory_is_refused(finished_run: Path, tmp_path: Path) -> None:

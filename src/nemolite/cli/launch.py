@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from pathlib import Path
@@ -37,10 +38,11 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
         own_check(**built.keywords)
     else:
         # A dry run inspects a task that may be meant for other hardware: hardware problems are a note.
-        check_task(**specs, on_this_machine=here and not ctx.dryrun)
+        check_task(**specs, on_this_machine=here and not ctx.dryrun, paths_here=here)
     hardware_note = _hardware_problem(specs) if here and ctx.dryrun and own_check is None else None
-    if executor_module is not None:
-        check_executor(executor_module, ctx.executor, built.keywords["trainer"], ctx.executor_name)
+    if executor_module is not None and ctx.executor_name is not None:
+        check_executor(executor_module, ctx.executor, built.keywords["trainer"], ctx.executor_name,
+                       offline=bool(ctx.dryrun or ctx.to_yaml))
     if ctx.to_yaml:
         _write_atomically(Path(ctx.to_yaml), to_yaml(task))
         console.print(f"Wrote the resolved task to {ctx.to_yaml}")
@@ -80,9 +82,16 @@ def _hardware_problem(specs: dict[str, Any]) -> str | None:
     return None
 
 
-def check_executor(module: Any, executor: Any, trainer: Any, name: str) -> None:
-    """The executor's own checks, then its shape against the trainer's nodes and devices."""
-    module.validate(executor)
+def check_executor(module: Any, executor: Any, trainer: Any, name: str, *, offline: bool = False) -> None:
+    """The executor's own checks, then its shape against the trainer's nodes and devices.
+
+    `offline` (dry runs, `--to-yaml`): only the checks that contact nothing, for executors that
+    tell the two apart (`validate(executor, offline=...)`).
+    """
+    if offline and "offline" in inspect.signature(module.validate).parameters:
+        module.validate(executor, offline=True)
+    else:
+        module.validate(executor)
     nodes, per_node = module.launch_shape(executor)
     if nodes != trainer.num_nodes:
         raise ConfigError(
@@ -111,6 +120,10 @@ def print_dryrun(ctx: NemoliteRunContext, task: nemo_run.Partial, module: Any, c
     else:
         console.print(module.render(ctx.executor, task, ctx.name), markup=False, highlight=False, soft_wrap=True)
     console.print("[bold cyan]Dry run: nothing was launched or written.")
+    unchecked = getattr(module, "OFFLINE_UNCHECKED", None) if module is not None else None
+    if unchecked:
+        console.print(f"Not checked without contacting the cluster: {unchecked}; a launch checks them first.",
+                      markup=False, highlight=False)
 
 
 def _launch(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -> None:
@@ -144,10 +157,22 @@ def submit(
     return experiment._id, [job.state.name for job in experiment.jobs]
 
 
+def check_to_yaml(target: str) -> None:
+    """`--to-yaml` must name a file in an existing directory (checked before anything else runs)."""
+    path = Path(target)
+    if path.is_dir():
+        raise ConfigError("--to-yaml", target, "is a directory", f"give a file name, e.g. {path / 'task.yaml'}")
+    if not path.parent.is_dir():
+        raise ConfigError("--to-yaml", target, f"directory {path.parent} does not exist", "create it first")
+
+
 def _write_atomically(path: Path, text: str) -> None:
-    if not path.parent.exists():
-        raise NemoliteError(f"--to-yaml={path}: directory {path.parent} does not exist; fix: create it first")
+    check_to_yaml(str(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+    # mkstemp creates the file 0600; a saved task is an ordinary file (0666 less the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)

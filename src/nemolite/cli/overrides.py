@@ -104,7 +104,25 @@ def apply_override(task: fdl.Buildable, arg: str) -> None:
     if key.endswith(("+", "-", "*", "/", "|")):
         raise ConfigError(key[:-1], raw, f"operator '{key[-1]}=' is not supported", "give the new value with '='")
     parent, name, annotation = _resolve(task, key, raw)
-    setattr(parent, name, parse_value(key, raw, annotation, parent))
+    value = parse_value(key, raw, annotation, parent)
+    setattr(parent, name, value)
+    if key == "data" and "(" not in raw:
+        _data_follows_model(task, value)
+
+
+def _data_follows_model(task: fdl.Buildable, data: Any) -> None:
+    """`data=mock` (a factory without arguments) takes the model's sequence length.
+
+    The data factories' defaults (2048) suit the big recipes; on `llama_tiny` (256) they would be
+    refused by the sequence-length check. An explicit `data=mock(seq_length=N)` or a later
+    `data.seq_length=N` still wins.
+    """
+    if not isinstance(data, fdl.Buildable) or "seq_length" not in _parameters(data):
+        return
+    config = getattr(getattr(task, "model", None), "config", None)
+    model_len = getattr(config, "seq_length", None) if isinstance(config, fdl.Buildable) else None
+    if isinstance(model_len, int) and not isinstance(model_len, bool):
+        data.seq_length = model_len
 
 
 def _resolve(task: fdl.Buildable, key: str, raw: str) -> tuple[fdl.Buildable, str, Any]:

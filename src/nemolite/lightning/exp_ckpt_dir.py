@@ -155,9 +155,17 @@ def checkpoint_dir(run_dir: Path | None, dirpath: str | None = None) -> Path | N
     return None if run_dir is None else run_dir / CKPT_SUBDIR
 
 
+def continues_past(info: CheckpointInfo, max_steps: int | None) -> bool:
+    """Whether a run that ended at `info` goes on under `max_steps` (raised since, or -1: no end)."""
+    return max_steps is not None and (max_steps < 0 or max_steps > info.step)
+
+
 def find_resume_checkpoint(resume: AutoResume, run_dir: Path | None,
-                           ckpt_dirpath: str | None = None) -> Path | None:
+                           ckpt_dirpath: str | None = None, max_steps: int | None = None) -> Path | None:
     """The checkpoint `resume` selects for a run in `run_dir` (None: start fresh).
+
+    A finished run's end checkpoint is resumed when `max_steps` goes beyond it (the user raised
+    `trainer.max_steps` to continue the run) or with `resume.resume_past_end`.
 
     Raises:
         ConfigError: a checkpoint is required and none is complete, or the run already finished.
@@ -184,10 +192,11 @@ def find_resume_checkpoint(resume: AutoResume, run_dir: Path | None,
                           f"no complete checkpoint in {where}{detail}",
                           "set resume.resume_ignore_no_checkpoint=True to start from scratch, "
                           "or point resume.resume_from_path at a checkpoint")
-    if latest.is_end and not resume.resume_past_end:
-        raise ConfigError("resume.resume_past_end", False,
+    if latest.is_end and not resume.resume_past_end and not continues_past(latest, max_steps):
+        raise ConfigError("trainer.max_steps", max_steps,
                           f"{latest.path} is the end of a finished run (step {latest.step})",
-                          "set resume.resume_past_end=True to continue it, or use a new log.name/log_dir")
+                          f"raise trainer.max_steps above {latest.step} to continue it, "
+                          "or use a new log.name/log_dir")
     return check_integrity(latest.path).path
 
 

@@ -39,6 +39,7 @@ def setup_logger(spec: NeMoLogger, trainer: pl.Trainer, resume_if_exists: bool =
         for path in spec.files_to_copy or []:
             shutil.copy(path, run_dir / Path(path).name)
     _attach_loggers(spec, trainer, run_dir)
+    _log_hyperparameters(trainer, task_config)
     _attach_callbacks(spec, trainer, run_dir)
     if global_rank() == 0:
         log.info("run directory: %s", run_dir)
@@ -63,6 +64,24 @@ def _attach_loggers(spec: NeMoLogger, trainer: pl.Trainer, run_dir: Path) -> Non
         kept.append(spec.wandb.build(run_dir if spec.update_logger_directory else None, spec.name))
     kept.extend(extra.build(run_dir) for extra in spec.extra_loggers)
     trainer.loggers = kept
+
+
+def _log_hyperparameters(trainer: pl.Trainer, task_config: Any | None) -> None:
+    """The resolved task as the loggers' hyperparameters (TensorBoard's `hparams.yaml`, its HPARAMS
+    tab), as NeMo logs its model config; without this Lightning leaves `hparams.yaml` empty."""
+    if task_config is None or global_rank() != 0 or not trainer.loggers:
+        return
+    import yaml
+
+    from nemolite.lightning.exp_records import config_yaml
+
+    try:
+        params = yaml.safe_load(config_yaml(task_config))
+    except yaml.YAMLError:
+        return
+    if isinstance(params, dict):
+        for logger in trainer.loggers:
+            logger.log_hyperparams(params)
 
 
 def _attach_callbacks(spec: NeMoLogger, trainer: pl.Trainer, run_dir: Path) -> None:

@@ -32,7 +32,8 @@ def setup_resume(spec: AutoResume, trainer: pl.Trainer, model: Any = None) -> Pa
     ckpt_cb = find_callback(trainer, CheckpointCallback)
     run_dir = getattr(trainer, "nemolite_run_dir", None)
     dirpath = str(ckpt_cb.dirpath) if ckpt_cb is not None else None
-    chosen = ckdir.find_resume_checkpoint(spec, None if run_dir is None else Path(run_dir), dirpath)
+    chosen = ckdir.find_resume_checkpoint(spec, None if run_dir is None else Path(run_dir), dirpath,
+                                          max_steps=trainer.max_steps)
     if chosen is None:
         if spec.restore_config is not None:
             _attach_restore(trainer, spec)
@@ -44,6 +45,31 @@ def setup_resume(spec: AutoResume, trainer: pl.Trainer, model: Any = None) -> Pa
     trainer.ckpt_path = str(trainer_ckpt_path(info.path))
     log.info("resuming from %s (step %d)", info.path, info.step)
     return info.path
+
+
+def finished_run(spec: AutoResume | None, log_spec: Any,
+                 max_steps: int | None) -> tuple[Path, ckdir.CheckpointInfo] | None:
+    """(run directory, end checkpoint) of the run this task would resume, when it reached `max_steps`.
+
+    Light (no torch): the runtime asks before building anything, so re-running a finished run
+    answers in one line instead of loading a model to train no step.
+    """
+    from nemolite.lightning.exp_run_dir import resolve_run_dir
+
+    if spec is None or log_spec is None or not spec.resume_if_exists or spec.resume_past_end:
+        return None
+    if spec.resume_from_path is not None:
+        return None
+    run_dir = resolve_run_dir(log_spec, resume_if_exists=True)
+    if spec.resume_from_directory is not None:
+        where: Path | None = Path(spec.resume_from_directory)
+    else:
+        ckpt = getattr(log_spec, "ckpt", None)
+        where = ckdir.checkpoint_dir(run_dir, getattr(ckpt, "dirpath", None))
+    latest = ckdir.latest_complete(where) if where is not None else None
+    if latest is None or not latest.is_end or ckdir.continues_past(latest, max_steps):
+        return None
+    return run_dir, latest
 
 
 def check_model_matches(info: ckdir.CheckpointInfo, model: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,20 @@ PASSTHROUGH = (
     "num_sanity_val_steps",
     "default_root_dir",
 )
+
+
+def _fit_val_interval(kwargs: dict[str, Any], max_steps: int) -> None:
+    """A validation interval beyond a short run (`trainer.max_steps=5` on a 100-step recipe)
+    validates once, at the end, and says so: Lightning would refuse it with a long traceback
+    (lightning/pytorch/loops/fit_loop.py: "val_check_interval ... must be less than or equal to
+    the number of the training batches").
+    """
+    interval = kwargs.get("val_check_interval")
+    if isinstance(interval, int) and not isinstance(interval, bool) and 0 < max_steps < interval:
+        logging.getLogger("nemolite").warning(
+            "note: trainer.val_check_interval=%d is beyond trainer.max_steps=%d: validating at step %d",
+            interval, max_steps, max_steps)
+        kwargs["val_check_interval"] = max_steps
 
 
 def build_callbacks(callbacks: list[Any]) -> list[Any]:
@@ -85,6 +100,7 @@ def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides:
         "precision": "32-true",
     }
     kwargs.update({k: getattr(spec, k) for k in PASSTHROUGH if getattr(spec, k) is not None})
+    _fit_val_interval(kwargs, spec.max_steps)
     if not spec.enable_checkpointing:
         kwargs["enable_checkpointing"] = False
     kwargs.update(overrides)

@@ -7,12 +7,21 @@ going away) that Manager and its resource tracker stay behind, about 280 MB each
 restart leaks another. We create the queue first, through a Manager whose server asks Linux to kill
 it when its parent dies (`prctl(PR_SET_PDEATHSIG)`), and hand it to megatron's module global.
 Delete this module when megatron stops the Manager itself.
+
+The Manager's server is started without re-running the user's script: "spawn" normally imports
+`__main__` again in the child (multiprocessing/spawn.py `get_preparation_data`), so a script that
+trains at top level, as NeMo 2.0's `run.run(recipe, direct=True)` examples do, would start a
+second training inside the writer process, which dies with `EOFError`. The server needs nothing
+from `__main__`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import types
+from collections.abc import Iterator
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -42,7 +51,23 @@ def install_writer_queue() -> bool:
     from multiprocessing.managers import SyncManager
 
     manager = SyncManager(ctx=mp.get_context("spawn"))
-    manager.start(initializer=die_with_parent)
+    with main_module_hidden():
+        manager.start(initializer=die_with_parent)
     filesystem_async._results_queue = manager.Queue()
     _manager = manager
     return True
+
+
+@contextlib.contextmanager
+def main_module_hidden() -> Iterator[None]:
+    """While a "spawn" child starts, its parent's `__main__` is an empty module (nothing to re-run).
+
+    The preparation data a spawned child receives is computed in `Process.start()`, synchronously:
+    restoring `__main__` right after it is safe.
+    """
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real

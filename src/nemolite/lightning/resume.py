@@ -72,11 +72,14 @@ class AutoResume:
 
         return setup_resume(self, trainer, model)
 
-    def find_checkpoint(self, run_dir: str | Path | None) -> Path | None:
-        """The checkpoint this spec would resume from (None: start fresh), without a trainer."""
+    def find_checkpoint(self, run_dir: str | Path | None, max_steps: int | None = None) -> Path | None:
+        """The checkpoint this spec would resume from (None: start fresh), without a trainer.
+
+        `max_steps` is the trainer's: a finished run is continued when it lies beyond the run's end.
+        """
         from nemolite.lightning.exp_ckpt_dir import find_resume_checkpoint
 
-        return find_resume_checkpoint(self, None if run_dir is None else Path(run_dir))
+        return find_resume_checkpoint(self, None if run_dir is None else Path(run_dir), max_steps=max_steps)
 
     def validate(self, prefix: str = "resume") -> None:
         """Raises `ConfigError` for contradictory settings."""

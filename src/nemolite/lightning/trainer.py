@@ -105,6 +105,58 @@ def devices_per_node(trainer: Trainer, *, cuda: bool, gpu_count: int | None = No
     return (gpu_count or 1) if cuda else 1
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _range_error(field: str, value: Any, what: str, fix: str) -> ConfigError:
+    return ConfigError(f"trainer.{field}", value, what, fix)
+
+
+def check_ranges(trainer: Trainer) -> None:
+    """Raises `ConfigError` for counts and intervals outside their range (any machine, any verb)."""
+    if not _is_int(trainer.max_steps) or (trainer.max_steps < 1 and trainer.max_steps != -1):
+        raise _range_error("max_steps", trainer.max_steps, "must be a positive number of steps (or -1: "
+                           "until max_epochs)", "set trainer.max_steps=N with N >= 1")
+    if trainer.max_epochs is not None and (not _is_int(trainer.max_epochs) or trainer.max_epochs < -1
+                                           or trainer.max_epochs == 0):
+        raise _range_error("max_epochs", trainer.max_epochs, "must be >= 1 (or -1/None: no limit)",
+                           "set trainer.max_epochs=N with N >= 1")
+    for name in ("num_nodes", "log_every_n_steps", "check_val_every_n_epoch"):
+        value = getattr(trainer, name)
+        if value is not None and (not _is_int(value) or value < 1):
+            raise _range_error(name, value, "must be a whole number >= 1", f"set trainer.{name}=1 or more")
+    if isinstance(trainer.devices, int) and trainer.devices < 1:
+        raise _range_error("devices", trainer.devices, "must be >= 1 (processes per node)",
+                           "set trainer.devices=1 or more, or 'auto'")
+    if trainer.min_steps is not None and (not _is_int(trainer.min_steps) or trainer.min_steps < 0):
+        raise _range_error("min_steps", trainer.min_steps, "must be >= 0", "set trainer.min_steps=0 or more")
+    if trainer.num_sanity_val_steps is not None and trainer.num_sanity_val_steps < -1:
+        raise _range_error("num_sanity_val_steps", trainer.num_sanity_val_steps, "must be >= -1",
+                           "set trainer.num_sanity_val_steps=0 to skip the sanity check")
+    _check_interval(trainer.val_check_interval)
+    for name in ("limit_val_batches", "limit_test_batches"):
+        _check_limit(name, getattr(trainer, name))
+
+
+def _check_interval(value: Any) -> None:
+    if value is None:
+        return
+    if _is_int(value) and value >= 1:
+        return
+    if isinstance(value, float) and 0.0 < value <= 1.0:
+        return
+    raise _range_error("val_check_interval", value, "must be a number of steps >= 1 or a fraction of an "
+                       "epoch in (0, 1]", "set trainer.val_check_interval=N (validate every N steps)")
+
+
+def _check_limit(name: str, value: Any) -> None:
+    if value is None or (_is_int(value) and value >= 0) or (isinstance(value, float) and 0.0 <= value <= 1.0):
+        return
+    raise _range_error(name, value, "must be a number of batches >= 0 or a fraction in [0, 1]",
+                       f"set trainer.{name}=N (0 turns it off)")
+
+
 def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: bool) -> None:
     """Raises `ConfigError` for options this machine or megatron cannot honour; imports nothing heavy.
 
@@ -113,6 +165,7 @@ def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: boo
         model_config: the model's config (None skips model feature checks).
         cuda: whether a CUDA GPU is present (see `nemolite.backends.device.cuda_present`).
     """
+    check_ranges(trainer)
     if trainer.accelerator not in ACCELERATORS:
         raise UnknownChoiceError("trainer.accelerator", trainer.accelerator, ACCELERATORS)
     if trainer.accelerator in ("gpu", "cuda") and not cuda:

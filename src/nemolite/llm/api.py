@@ -154,6 +154,8 @@ def _run(
     mode: str,
 ) -> Path | None:
     check_task(model=model, data=data, trainer=trainer, log=log, resume=resume, optim=optim)
+    if mode == "fit" and (done := _finished_run(log, resume, trainer)) is not None:
+        return done
     if tokenizer in (None, "model"):
         from nemolite.llm.imported import use_imported_tokenizer
 
@@ -172,6 +174,19 @@ def _run(
         mode=mode,
         task_config=task_config(verb, **specs, **({"peft": peft} if peft is not None else {})),
     )
+
+
+def _finished_run(log: NeMoLogger | None, resume: AutoResume | None, trainer: Trainer) -> Path | None:
+    """Re-running a finished run: one line (finished, where its checkpoint is), and no training."""
+    from nemolite.lightning.exp_resume import finished_run
+
+    finished = finished_run(resume, log, trainer.max_steps)
+    if finished is None:
+        return None
+    run_dir, end = finished
+    print(f"{run_dir} already finished: step {end.step} of trainer.max_steps={trainer.max_steps}; "
+          f"its checkpoint: {end.path} (raise trainer.max_steps to continue it)", flush=True)
+    return run_dir
 
 
 def _tokenizer(choice: "str | TokenizerSpec | None", model: GPTModel, data: DataModuleSpec) -> Any:

@@ -8,11 +8,12 @@ Everything here is light: specs only, no torch.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nemolite.errors import ConfigError
 from nemolite.lightning.strategy import MegatronStrategy, check_layout
-from nemolite.lightning.trainer import Trainer, check_trainer, devices_per_node
+from nemolite.lightning.trainer import Trainer, check_ranges, check_trainer, devices_per_node
 
 
 def check_task(
@@ -24,14 +25,20 @@ def check_task(
     resume: Any = None,
     optim: Any = None,
     on_this_machine: bool = True,
+    paths_here: bool | None = None,
 ) -> None:
     """Raises `ConfigError` if the task cannot run as configured.
 
     Args:
         model, data, trainer, log, resume, optim: the task's built specs.
         on_this_machine: the job runs here, so hardware checks (GPU present, device count) apply.
+        paths_here: the task's paths are on this machine's filesystem (default: on_this_machine);
+            a dry run of a local task checks them although it skips the hardware checks.
     """
     config = getattr(model, "config", None)
+    check_ranges(trainer)
+    if on_this_machine if paths_here is None else paths_here:
+        check_paths(log=log, resume=resume)
     cuda = _cuda_present() if on_this_machine else True
     if on_this_machine:
         check_trainer(trainer, model_config=config, cuda=cuda)
@@ -56,6 +63,33 @@ def check_task(
         micro_batch_size=getattr(data, "micro_batch_size", None),
     )
     _check_sequence_length(config, data)
+
+
+def _existing_non_directory(field: str, value: Any, fix: str) -> None:
+    if value is not None and Path(str(value)).exists() and not Path(str(value)).is_dir():
+        raise ConfigError(field, str(value), "is a file, not a directory", fix)
+
+
+def check_paths(*, log: Any = None, resume: Any = None) -> None:
+    """Directories the run writes to or reads checkpoints from are directories (or do not exist yet)."""
+    if log is not None:
+        for name in ("log_dir", "explicit_log_dir"):
+            _existing_non_directory(f"log.{name}", getattr(log, name, None),
+                                    f"point log.{name} at a directory (it is created if missing)")
+        ckpt = getattr(log, "ckpt", None)
+        _existing_non_directory("log.ckpt.dirpath", getattr(ckpt, "dirpath", None),
+                                "point log.ckpt.dirpath at a directory (it is created if missing)")
+    if resume is None:
+        return
+    _existing_non_directory("resume.resume_from_directory", getattr(resume, "resume_from_directory", None),
+                            "point it at a run's checkpoints/ directory")
+    restore = getattr(resume, "restore_config", None)
+    for field, value in (("resume.resume_from_path", getattr(resume, "resume_from_path", None)),
+                         ("resume.restore_config.path", getattr(restore, "path", None))):
+        if value is not None and not Path(str(value)).is_dir():
+            problem = "is a file, not a checkpoint directory" if Path(str(value)).exists() else "does not exist"
+            raise ConfigError(field, str(value), problem,
+                              "point it at a checkpoint directory (.../checkpoints/<name>-last)")
 
 
 def _cuda_present() -> bool:

@@ -78,7 +78,9 @@ def run_training(
         task_config: the recipe, stored by the logger next to the run.
     """
     from nemolite.errors import UnknownChoiceError
+    from nemolite.lightning.quiet import quiet_third_party
 
+    quiet_third_party()
     if mode not in MODES:
         raise UnknownChoiceError("mode", mode, MODES)
     pl_trainer, datamodule, module = build_run(

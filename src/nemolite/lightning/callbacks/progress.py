@@ -34,6 +34,7 @@ class RichStepProgress(ProgressBar):
         self._task: Any = None
         self._t_last = 0.0
         self._step_last = 0
+        self._val_start: float | None = None
 
     def disable(self) -> None:
         self._enabled = False
@@ -71,6 +72,15 @@ class RichStepProgress(ProgressBar):
             self._progress.update(self._task, completed=step, loss=loss_s, tps=rate)
         if trainer.is_global_zero and self.log_every_n_steps and step % self.log_every_n_steps == 0:
             log.info("step %d/%s loss %s tokens/s %s", step, trainer.max_steps, loss_s, rate)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Validation is not training throughput: the window of the next rate starts after it.
+        if self._val_start is not None and not trainer.sanity_checking:
+            self._t_last += time.perf_counter() - self._val_start
+        self._val_start = None
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._stop()
