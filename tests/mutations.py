@@ -85,6 +85,7 @@ def env_for(root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "src"), env.get("PYTHONPATH")]))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["COLUMNS"] = "250"  # pytest cuts the failure reasons in its summary to the width
     return env
 
 
@@ -156,12 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         check_imports_from(root)
         for i, m in enumerate(mutations, 1):
             console.print(f"[{i}/{len(mutations)}] {m.name}: {m.file} -> {' '.join(m.tests)}",
-                          markup=False, highlight=False)
+                          markup=False, highlight=False, soft_wrap=True)
             outcome, seconds, log = run_one(root, m, args.timeout)
             results.append((m, outcome, seconds))
             if outcome == "caught":  # why it failed, so a wrong reason shows in the log
                 reasons = [line for line in log.splitlines() if line.startswith(("FAILED", "ERROR"))]
-                console.print("\n".join(f"    {r[:300]}" for r in reasons), markup=False, highlight=False)
+                console.print("\n".join(f"    {r[:300]}" for r in reasons), markup=False, highlight=False,
+                              soft_wrap=True)
             else:
                 console.print(f"{m.name}: {outcome}\n{log}", markup=False, highlight=False)
     table = Table("mutation", "outcome", "seconds", title="mutation check")
