@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -75,6 +77,94 @@ def test_micro_batches_accumulate_into_one_step() -> None:
     data.micro_batch_size = 4
     _, single = _fit(small_llama(), data, cpu_trainer(3))
     assert accumulated.train_losses == pytest.approx(single.train_losses, rel=1e-5)
+
+
+def sft_data(tmp_path: Path, micro_batch_size: int = 2) -> Any:
+    """Answer-only loss masks of varying length: micro-batches hold different token counts."""
+    from nemolite.llm.gpt.data import FineTuningDataModule
+
+    records = [{"input": f"Q{i}: " + "why " * (i % 4), "output": "yes" + "!" * (3 * i % 13)}
+               for i in range(16)]
+    (tmp_path / "training.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return FineTuningDataModule(str(tmp_path), seq_length=SEQ, micro_batch_size=micro_batch_size,
+                                global_batch_size=4, seed=5)
+
+
+class FirstStepReference(pl.Callback):
+    """Recomputes step 1 with plain autograd: the objective and its gradient norm at the init weights.
+
+    The engine's first logged loss and grad norm (megatron's, before clipping) must be these: the
+    number it logs is the one it takes the gradient of.
+    """
+
+    def __init__(self, module: Any, per_token: bool) -> None:
+        self.per_token, self.batches = per_token, []
+        self.loss = self.grad_norm = self.logged_grad_norm = None
+        record = module._next_batches
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            batches = record(*args, **kwargs)
+            if not self.batches:
+                self.batches = batches
+            return batches
+
+        module._next_batches = recording
+
+    def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
+        from nemolite.lightning.megatron_checkpoint import unwrap
+
+        self.model = unwrap(module.chunks[0])
+        self.params = {n: p.detach().clone().requires_grad_() for n, p in self.model.named_parameters()}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
+        if self.loss is not None:
+            return
+        self.logged_grad_norm = float(trainer.callback_metrics["grad_norm"])
+        sums, counts = [], []
+        for b in self.batches:  # the engine's own micro-batches of step 1
+            losses = torch.func.functional_call(
+                self.model, self.params, (b["tokens"], b["position_ids"], None), {"labels": b["labels"]})
+            sums.append((losses.float() * b["loss_mask"]).sum())
+            counts.append(b["loss_mask"].sum())
+        if self.per_token:
+            objective = sum(sums) / sum(counts)
+        else:  # NeMo's: the mean of each micro-batch's mean token loss
+            objective = sum(s / c for s, c in zip(sums, counts)) / len(sums)
+        grads = torch.autograd.grad(objective, list(self.params.values()))
+        self.loss = float(objective.detach())
+        self.grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+
+
+def _sft_config(per_token: bool) -> GPTModel:
+    model = small_llama(clip_grad=1e9)  # no clipping: the grad norm megatron logs is the raw one
+    model.config.calculate_per_token_loss = per_token
+    return model
+
+
+@pytest.mark.parametrize("per_token", [False, True], ids=["nemo_default", "per_token"])
+def test_logged_loss_is_what_the_gradient_is_taken_of(tmp_path: Path, per_token: bool) -> None:
+    pl_trainer, dm, module = build_run(model=_sft_config(per_token), data=sft_data(tmp_path),
+                                       trainer=cpu_trainer(1))
+    ref = FirstStepReference(module, per_token)
+    pl_trainer.callbacks.append(ref)
+    pl_trainer.fit(module, datamodule=dm)
+    counts = [int(b["loss_mask"].sum()) for b in ref.batches]
+    assert len(counts) == 2 and counts[0] != counts[1], counts  # variable masks, or this proves nothing
+    # fp32 throughout; the engine sums in another order (megatron's buffers): 1e-5 relative.
+    assert module.train_losses[0] == pytest.approx(ref.loss, rel=1e-5)
+    assert ref.logged_grad_norm == pytest.approx(ref.grad_norm, rel=1e-4)
+
+
+def test_per_token_loss_does_not_depend_on_micro_batching(tmp_path: Path) -> None:
+    """With per-token loss, 2 micro-batches of 2 train exactly as 1 of 4 under answer-only masks."""
+    runs = []
+    for mbs in (2, 4):
+        _, module = _fit(_sft_config(per_token=True), sft_data(tmp_path, mbs), cpu_trainer(4))
+        runs.append(module.train_losses)
+    assert runs[0] == pytest.approx(runs[1], rel=1e-5)
+    # The two means differ on these masks by far more than that (~1e-2): the test can tell.
+    _, default = _fit(_sft_config(per_token=False), sft_data(tmp_path, 2), cpu_trainer(4))
+    assert abs(default.train_losses[-1] - runs[0][-1]) > 1e-3 * runs[0][-1]
 
 
 def test_bf16_mixed_trains_close_to_fp32() -> None:
