@@ -168,22 +168,35 @@ def test_per_token_loss_does_not_depend_on_micro_batching(tmp_path: Path) -> Non
 
 
 def test_bf16_mixed_trains_close_to_fp32() -> None:
-    _, fp32 = _fit(small_llama(), mock_data(), cpu_trainer(3))
-    _, bf16 = _fit(small_llama(), mock_data(), cpu_trainer(3, plugins=MegatronMixedPrecision("bf16-mixed")))
+    _, fp32 = _fit(small_llama(), mock_data(), cpu_trainer(6))
+    _, bf16 = _fit(small_llama(), mock_data(), cpu_trainer(6, plugins=MegatronMixedPrecision("bf16-mixed")))
     chunk = bf16.chunks[0]
     assert any(p.dtype == torch.bfloat16 for p in chunk.parameters())
-    # bf16 keeps ~3 significant digits; fp32 main params keep the updates themselves exact.
-    assert bf16.train_losses == pytest.approx(fp32.train_losses, rel=2e-2)
+    # It trains: the same fall as fp32 (~0.22 in 6 steps; a run whose updates are lost stays flat).
+    assert bf16.train_losses[-1] < bf16.train_losses[0] - 0.15, bf16.train_losses
+    # Observed: at most 5e-5 relative over 8 steps. bf16 rounds each weight and activation to ~3
+    # significant digits, but the loss averages 256 tokens in fp32 (megatron's Float16Module hands
+    # back fp32 logits) and fp32 main params keep every update exact; 2e-4 leaves 4x headroom.
+    assert bf16.train_losses == pytest.approx(fp32.train_losses, rel=2e-4)
 
 
 def test_run_training_fits_and_validates(tmp_path: Path) -> None:
     trainer = cpu_trainer(2, default_root_dir=str(tmp_path), limit_val_batches=1, val_check_interval=2)
     run_dir = trainer.fit(small_llama(), mock_data())  # the notebook helper, over run_training
     assert run_dir is not None and Path(run_dir).is_relative_to(tmp_path)
+
+    def evaluate(steps: int) -> tuple[Any, float, float]:
+        pl_trainer, dm, module = build_run(model=small_llama(), data=mock_data(), trainer=cpu_trainer(
+            steps, default_root_dir=str(tmp_path), limit_val_batches=2, limit_test_batches=1))
+        if steps:
+            pl_trainer.fit(module, datamodule=dm)
+        val = pl_trainer.validate(module, datamodule=dm)[0]["val_loss"]
+        return pl_trainer, val, pl_trainer.test(module, datamodule=dm)[0]["test_loss"]
+
+    untrained, val0, test0 = evaluate(0)
     # limit_val_batches counts global batches (2 micro-batches each here), as in NeMo.
-    pl_trainer, dm, module = build_run(model=small_llama(), data=mock_data(), trainer=cpu_trainer(
-        2, default_root_dir=str(tmp_path), limit_val_batches=2, limit_test_batches=1))
-    metrics = pl_trainer.validate(module, datamodule=dm)
-    assert pl_trainer.limit_val_batches == 4 and 5.0 < metrics[0]["val_loss"] < 7.0
-    tested = pl_trainer.test(module, datamodule=dm)
-    assert 5.0 < tested[0]["test_loss"] < 7.0
+    assert untrained.limit_val_batches == 4
+    # 6 steps move the model from uniform over the padded vocabulary toward the 264 byte ids
+    # (train loss -0.2): validation and test, on held-out mock samples, must see it too.
+    _, val6, test6 = evaluate(6)
+    assert val6 < val0 - 0.1 and test6 < test0 - 0.1, (val0, val6, test0, test6)

@@ -118,6 +118,7 @@ class MegatronGPTModule(pl.LightningModule):
         self.tf_config: Any = None
         self.lr_scheduler: Any = None
         self.train_losses: list[float] = []
+        self._unscaled_limits: dict[int, dict[str, Any]] = {}
 
     # ---- building -------------------------------------------------------------------------
     @property
@@ -223,8 +224,10 @@ class MegatronGPTModule(pl.LightningModule):
         """
         trainer = self.trainer
         n = self.num_microbatches()
-        for name in ("limit_val_batches", "limit_test_batches", "num_sanity_val_steps"):
-            value = getattr(trainer, name, None)
+        names = ("limit_val_batches", "limit_test_batches", "num_sanity_val_steps")
+        # setup runs once per stage (fit, validate, test): scale the user's values, once.
+        unscaled = self._unscaled_limits.setdefault(id(trainer), {k: getattr(trainer, k, None) for k in names})
+        for name, value in unscaled.items():
             if isinstance(value, int) and not isinstance(value, bool) and n > 1:
                 setattr(trainer, name, value * n)
 
