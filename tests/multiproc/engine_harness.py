@@ -88,7 +88,44 @@ class InitialWeights(pl.Callback):
             ckpt.load_model_weights(chunks, self.path)
 
 
-def run_mode(mode: str, out_dir: Path) -> list[float]:
+class RecordLayout(pl.Callback):
+    """Records what actually ran on every rank: megatron's group sizes and the local shards.
+
+    Parity of losses alone cannot tell TP=2 from DP=2 (both match one process); these records can.
+    """
+
+    def __init__(self) -> None:
+        self.ranks: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        from megatron.core import parallel_state as ps
+
+        chunks = [ckpt.unwrap(chunk) for chunk in module.chunks]
+        inner = trainer.optimizers[0].mcore_optimizer
+        mine = {
+            "tp": ps.get_tensor_model_parallel_world_size(),
+            "pp": ps.get_pipeline_model_parallel_world_size(),
+            "vp": ps.get_virtual_pipeline_model_parallel_world_size(),
+            "cp": ps.get_context_parallel_world_size(),
+            "ep": ps.get_expert_model_parallel_world_size(),
+            "dp": ps.get_data_parallel_world_size(),
+            "pp_rank": ps.get_pipeline_model_parallel_rank(),
+            "sequence_parallel": bool(module.tf_config.sequence_parallel),
+            "optimizers": [type(o).__name__ for o in getattr(inner, "chained_optimizers", [inner])],
+            "layers_per_chunk": [len(chunk.decoder.layers) for chunk in chunks],
+            # Parameter name -> local shape, for the first chunk's first layer and embedding.
+            "shapes": {
+                name: list(param.shape)
+                for name, param in chunks[0].named_parameters()
+                if name.startswith(("decoder.layers.0.", "embedding."))
+            },
+        }
+        gathered: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, mine)
+        self.ranks = gathered
+
+
+def run_mode(mode: str, out_dir: Path) -> dict[str, Any]:
     family, strategy_fields, dist_opt = MODES[mode]
     resume_from = RESUMES.get(mode)
     # References run long enough to compare the resumed modes too.
@@ -97,12 +134,14 @@ def run_mode(mode: str, out_dir: Path) -> list[float]:
     optim = MegatronOptimizerModule(
         OptimizerConfig(lr=3e-3, use_distributed_optimizer=dist_opt, clip_grad=1.0)
     )
+    layout = RecordLayout()
+    weights = [] if resume_from else [InitialWeights(out_dir / f"init_{family}", save=mode.startswith("ref_"))]
     trainer = Trainer(
         accelerator="cpu",
         devices=torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
         max_steps=steps,
         strategy=MegatronStrategy(**strategy_fields),
-        callbacks=[] if resume_from else [InitialWeights(out_dir / f"init_{family}", save=mode.startswith("ref_"))],
+        callbacks=[*weights, layout],
         enable_progress_bar=False,
         enable_checkpointing=False,
         limit_val_batches=0,
@@ -115,7 +154,7 @@ def run_mode(mode: str, out_dir: Path) -> list[float]:
     pl_trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     if mode in SAVES:
         pl_trainer.save_checkpoint(str(out_dir / f"ckpt_{mode}"))
-    return module.train_losses
+    return {"losses": module.train_losses, "ranks": layout.ranks}
 
 
 def main(out_dir: str, *modes: str) -> None:
@@ -125,7 +164,7 @@ def main(out_dir: str, *modes: str) -> None:
     for mode in modes:
         start = time.perf_counter()
         try:
-            results[mode] = {"losses": run_mode(mode, out)}
+            results[mode] = run_mode(mode, out)
         except Exception as exc:  # recorded per mode so one broken layout does not hide the rest
             results[mode] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
         results[mode]["seconds"] = time.perf_counter() - start

@@ -78,6 +78,32 @@ RESUMED: dict[str, tuple[str, float, str]] = {
         "the distributed optimizer's dp_reshardable state, saved and loaded with DP=2",
     ),
 }
+ALL = EXPECTED | EXPECTED_4 | RESUMED
+# Resumed mode -> the mode whose checkpoint it loads (run in the same launch, before it).
+RESUMES_FROM = {"tp2_ckpt_to_dp2": "tp2", "dp2_distopt_ckpt_to_dp2_distopt": "dp2_distopt"}
+
+# What each mode must have run, as megatron's parallel_state and the local shards report it:
+# (tp, pp, vp, cp, ep, dp, sequence_parallel, distributed optimizer). Equal losses alone cannot
+# tell a parallel layout from data parallelism (TP=2 silently run as DP=2 matches one process too).
+LAYOUTS: dict[str, tuple[int, int, int | None, int, int, int, bool, bool]] = {
+    "ref_dense": (1, 1, None, 1, 1, 1, False, False),
+    "ref_moe": (1, 1, None, 1, 1, 1, False, False),
+    "tp2": (2, 1, None, 1, 1, 1, False, False),
+    "tp2_sp": (2, 1, None, 1, 1, 1, True, False),
+    "pp2": (1, 2, None, 1, 1, 1, False, False),
+    "pp2_vp2": (1, 2, 2, 1, 1, 1, False, False),
+    "dp2": (1, 1, None, 1, 1, 2, False, False),
+    "dp2_distopt": (1, 1, None, 1, 1, 2, False, True),
+    "ep2": (1, 1, None, 1, 2, 2, False, False),
+    "tp2_pp2": (2, 2, None, 1, 1, 1, False, False),
+    "tp2_sp_dp2_distopt": (2, 1, None, 1, 1, 2, True, True),
+    "pp2_vp2_dp2": (1, 2, 2, 1, 1, 2, False, False),
+    "ep2_tp2_sp": (2, 1, None, 1, 2, 2, True, False),
+    "tp2_ckpt_to_dp2": (1, 1, None, 1, 1, 2, False, False),
+    "dp2_distopt_ckpt_to_dp2_distopt": (1, 1, None, 1, 1, 2, False, True),
+}
+MOE_MODES = {"ref_moe", "ep2", "ep2_tp2_sp"}
+
 UNSUPPORTED = {
     "cp2": "context parallelism needs TransformerEngine's attention (megatron-core's local "
     "DotProductAttention asserts context_parallel_size == 1), and TE has no CPU build",
@@ -96,19 +122,66 @@ def _launch(out: Path, nproc: int, modes: list[str]) -> dict[str, Any]:
     return json.loads(result.read_text())
 
 
+def _selected_modes(request: pytest.FixtureRequest) -> set[str]:
+    """The modes (references included) that the selected tests of this module look at."""
+    modes: set[str] = set()
+    for item in request.session.items:
+        if Path(str(item.path)) != Path(__file__):
+            continue
+        mode = getattr(getattr(item, "callspec", None), "params", {}).get("mode")
+        if mode is None:
+            modes |= {"ref_dense", "ref_moe"}
+        elif mode in ALL:
+            modes |= {mode, RESUMES_FROM.get(mode, mode), ALL[mode][0]}
+    return modes
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Runs the selected modes only (`-k tp2` launches the references and tp2, not every layout)."""
     out = tmp_path_factory.mktemp("engine_parallel")
-    results = _launch(out, 1, ["ref_dense", "ref_moe"])
-    results |= _launch(out, 2, list(EXPECTED) + list(RESUMED))
-    results |= _launch(out, 4, list(EXPECTED_4))
+    wanted = _selected_modes(request)
+    results = _launch(out, 1, [m for m in ("ref_dense", "ref_moe") if m in wanted])
+    two = [m for m in list(EXPECTED) + list(RESUMED) if m in wanted]
+    four = [m for m in EXPECTED_4 if m in wanted]
+    if two:
+        results |= _launch(out, 2, two)
+    if four:
+        results |= _launch(out, 4, four)
     return results
 
 
 def _losses(runs: dict[str, Any], mode: str) -> list[float]:
     result = runs[mode]
     assert "error" not in result, result.get("trace", result.get("error"))
+    assert_layout(mode, result["ranks"])
     return result["losses"]
+
+
+def assert_layout(mode: str, ranks: list[dict[str, Any]]) -> None:
+    """Every rank ran `mode`'s layout: group sizes, pipeline stages, layer split and local shards."""
+    tp, pp, vp, cp, ep, dp, sp, distopt = LAYOUTS[mode]
+    assert len(ranks) == tp * pp * cp * dp, (mode, len(ranks))
+    moe = mode in MOE_MODES
+    layers = 2 if moe else 4  # engine_harness.MOE / DENSE
+    for rank, got in enumerate(ranks):
+        where = f"{mode} rank {rank}"
+        sizes = {k: got[k] for k in ("tp", "pp", "vp", "cp", "ep", "dp")}
+        assert sizes == {"tp": tp, "pp": pp, "vp": vp, "cp": cp, "ep": ep, "dp": dp}, where
+        assert got["sequence_parallel"] is sp, where
+        assert ("DistributedOptimizer" in got["optimizers"]) is distopt, (where, got["optimizers"])
+        assert got["layers_per_chunk"] == [layers // (pp * (vp or 1))] * (vp or 1), where
+        shapes = got["shapes"]
+        # hidden 64, 4 heads + 2 x 2 query groups of 16 channels: qkv 128 rows, split over TP.
+        assert shapes["decoder.layers.0.self_attention.linear_qkv.weight"] == [128 // tp, 64], where
+        assert shapes["decoder.layers.0.self_attention.linear_proj.weight"] == [64, 64 // tp], where
+        if got["pp_rank"] == 0:  # the vocabulary (512) is split over TP on the first stage
+            assert shapes["embedding.word_embeddings.weight"] == [512 // tp, 64], where
+        else:
+            assert "embedding.word_embeddings.weight" not in shapes, where
+        experts = {k.split("local_experts.")[1].split(".")[0] for k in shapes if "local_experts." in k}
+        assert len(experts) == (4 // ep if moe else 0), (where, sorted(experts))
+    assert sorted({r["pp_rank"] for r in ranks}) == list(range(pp)), mode
 
 
 def test_reference_trains(runs: dict[str, Any]) -> None:

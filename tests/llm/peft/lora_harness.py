@@ -104,6 +104,35 @@ class BaseWeights(pl.Callback):
             ckpt.load_model_weights(chunks, self.path)
 
 
+class RecordLayout(pl.Callback):
+    """What actually ran, per rank: megatron's group sizes and the first layer's local shapes.
+
+    Equal losses cannot tell TP=2 from DP=2 (tp1 here is DP=2 and matches TP=2); these can.
+    """
+
+    def __init__(self) -> None:
+        self.ranks: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        from megatron.core import parallel_state as ps
+
+        chunks = [ckpt.unwrap(chunk) for chunk in module.chunks]
+        mine = {
+            "tp": ps.get_tensor_model_parallel_world_size(),
+            "pp": ps.get_pipeline_model_parallel_world_size(),
+            "dp": ps.get_data_parallel_world_size(),
+            "sequence_parallel": bool(module.tf_config.sequence_parallel),
+            "layers_per_chunk": [len(chunk.decoder.layers) for chunk in chunks],
+            "shapes": {name: list(param.shape) for name, param in chunks[0].named_parameters()
+                       if name.startswith("decoder.layers.0.")},
+            "trainable": sorted(name for name, param in chunks[0].named_parameters()
+                                if param.requires_grad and name.startswith("decoder.layers.0.")),
+        }
+        gathered: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, mine)
+        self.ranks = gathered
+
+
 def run(mode: str, out: Path, *, steps: int, callbacks: list[pl.Callback], lr: float = 1e-2) -> Any:
     """Fine-tunes with LoRA for `steps` steps in `mode`'s layout; returns the LightningModule."""
     optim = MegatronOptimizerModule(OptimizerConfig(lr=lr, clip_grad=1.0))
@@ -127,8 +156,9 @@ def adapter_state(module: Any) -> dict[str, Any]:
 
 def run_mode(mode: str, out: Path, first: bool) -> dict[str, Any]:
     """Trains `mode`; saves its adapters, and compares them with the first mode's after resharding."""
-    module = run(mode, out, steps=5, callbacks=[BaseWeights(out / "base", save=first)])
-    result: dict[str, Any] = {"losses": module.train_losses}
+    layout = RecordLayout()
+    module = run(mode, out, steps=5, callbacks=[BaseWeights(out / "base", save=first), layout])
+    result: dict[str, Any] = {"losses": module.train_losses, "ranks": layout.ranks}
     mine = adapter_state(module)
     ckpt.save({"state_dict": mine}, out / f"adapters_{mode}")
     if not first:

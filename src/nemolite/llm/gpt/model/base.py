@@ -64,6 +64,9 @@ class GPTConfig:
         persist_layer_norm: persistent LayerNorm kernel (TransformerEngine only).
         bias_dropout_fusion: fused bias + dropout + add (GPU only; ignored on CPU).
         cross_entropy_loss_fusion: fused cross-entropy (GPU only; ignored on CPU).
+        calculate_per_token_loss: weight every loss token of the global batch alike (megatron's
+            option); the default, as in NeMo, averages each micro-batch's mean token loss. The
+            logged loss is the same quantity the gradient is taken of, either way.
         num_moe_experts: experts per MoE layer (None = dense MLP).
         moe_router_topk: experts each token is routed to.
         moe_router_pre_softmax: softmax over all experts, then take the top k without
@@ -113,6 +116,7 @@ class GPTConfig:
     persist_layer_norm: bool = False
     bias_dropout_fusion: bool = False
     cross_entropy_loss_fusion: bool = False
+    calculate_per_token_loss: bool = False
     num_moe_experts: int | None = None
     moe_router_topk: int = 2
     moe_router_pre_softmax: bool = False

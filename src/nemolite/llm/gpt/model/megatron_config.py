@@ -165,6 +165,7 @@ def transformer_config(
         # Master weights are drawn whole on the CPU and then sliced, so TP layouts start from the
         # same numbers as one process (on GPU, megatron initialises on the device instead).
         use_cpu_initialization=not torch.cuda.is_available(),
+        calculate_per_token_loss=cfg.calculate_per_token_loss,
         **_parallel_fields(strategy, precision, prec["params_dtype"]),
         **_fusions(cfg, uses_transformer_engine(cfg)),
         **prec,

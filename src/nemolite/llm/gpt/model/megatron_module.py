@@ -46,15 +46,50 @@ def slice_for_context_parallel(batch: dict[str, torch.Tensor]) -> dict[str, torc
 
 
 def masked_token_loss(
-    loss_mask: torch.Tensor, output_tensor: torch.Tensor
+    loss_mask: torch.Tensor, output_tensor: torch.Tensor, *, per_token: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """megatron's 3-tuple loss: (sum of masked token losses, token count, reporting tensor)."""
+    """megatron's 3-tuple loss: (sum of masked token losses, token count, reporting tensor).
+
+    megatron's schedule divides the sum by the count and by the number of micro-batches unless
+    `calculate_per_token_loss` (then `finalize_model_grads` divides the gradients by the global
+    batch's token count). By default the gradient is thus NeMo's: the mean over micro-batches and
+    data-parallel ranks of each micro-batch's mean token loss. Under context parallelism a
+    micro-batch's mean is over the whole sequence: the count is summed over the CP ranks, and the
+    sum scaled by CP because megatron's DDP averages gradients over the DP x CP ranks.
+    """
     losses = output_tensor.float().view(-1)
     mask = loss_mask.view(-1).float()
     loss_sum = torch.sum(losses * mask)
-    num_tokens = mask.sum().to(torch.int)
-    report = torch.stack([loss_sum.detach().clone(), mask.sum()])
-    return loss_sum, num_tokens, {"lm loss": report}
+    report = torch.stack([loss_sum.detach().clone(), mask.sum()])  # this rank's share
+    num_tokens = mask.sum()
+    cp = parallel_state.get_context_parallel_world_size()
+    if cp > 1 and not per_token:
+        num_tokens = num_tokens.detach().clone()
+        torch.distributed.all_reduce(num_tokens, group=parallel_state.get_context_parallel_group())
+        loss_sum = loss_sum * cp
+    return loss_sum, num_tokens.to(torch.int), {"lm loss": report}
+
+
+def reduce_reported_losses(reports: list[torch.Tensor], *, per_token: bool) -> torch.Tensor:
+    """The logged loss, the same quantity the gradient is taken of, from each micro-batch's report.
+
+    `reports` are this last-stage rank's (masked loss sum, token count) per micro-batch. Returns
+    (numerator, denominator) summed over the data-parallel ranks: per-token, the global sums;
+    by default, the sum and count of micro-batch means (each mean over its whole sequence, CP ranks
+    summed first).
+    """
+    stacked = torch.stack([r.to(torch.float64) for r in reports])  # [micro-batches, 2]
+    if per_token:
+        totals = stacked.sum(0)
+        group = parallel_state.get_data_parallel_group(with_context_parallel=True)
+    else:
+        if parallel_state.get_context_parallel_world_size() > 1:
+            torch.distributed.all_reduce(stacked, group=parallel_state.get_context_parallel_group())
+        means = stacked[:, 0] / stacked[:, 1].clamp(min=1)  # megatron clamps the count the same way
+        totals = torch.stack([means.sum(), means.new_tensor(len(reports))])
+        group = parallel_state.get_data_parallel_group()
+    torch.distributed.all_reduce(totals, group=group)
+    return totals
 
 
 class MegatronGPTModule(pl.LightningModule):
@@ -83,6 +118,7 @@ class MegatronGPTModule(pl.LightningModule):
         self.tf_config: Any = None
         self.lr_scheduler: Any = None
         self.train_losses: list[float] = []
+        self._unscaled_limits: dict[int, dict[str, Any]] = {}
 
     # ---- building -------------------------------------------------------------------------
     @property
@@ -149,13 +185,15 @@ class MegatronGPTModule(pl.LightningModule):
         output = model(
             batch["tokens"], batch["position_ids"], None, labels=batch["labels"]
         )
-        return output, functools.partial(masked_token_loss, batch["loss_mask"])
+        per_token = bool(self.tf_config.calculate_per_token_loss)
+        return output, functools.partial(masked_token_loss, batch["loss_mask"], per_token=per_token)
 
     def run_schedule(self, batches: list[dict[str, torch.Tensor]], *, forward_only: bool) -> torch.Tensor:
-        """Runs the micro-batches through megatron's schedule; returns the mean token loss of the step.
+        """Runs the micro-batches through megatron's schedule; returns the step's loss.
 
-        The loss is averaged over all data-parallel (and context-parallel) ranks and broadcast from
-        the last pipeline stage, so every rank reports the same number.
+        The loss is the objective whose gradient the step takes (`reduce_reported_losses`), over all
+        data-parallel (and context-parallel) ranks, broadcast from the last pipeline stage, so every
+        rank reports the same number.
         """
         chunks = list(self.chunks)
         iterators = [iter(batches) for _ in chunks]
@@ -172,11 +210,9 @@ class MegatronGPTModule(pl.LightningModule):
         # On the model's device: NCCL reduces CUDA tensors only.
         totals = torch.zeros(2, dtype=torch.float64, device=self.device)
         if parallel_state.is_pipeline_last_stage(ignore_virtual=True):
-            for out in outputs:
-                totals += out["lm loss"].to(totals)
-            torch.distributed.all_reduce(
-                totals, group=parallel_state.get_data_parallel_group(with_context_parallel=True)
-            )
+            per_token = bool(self.tf_config.calculate_per_token_loss)
+            reports = [out["lm loss"].to(totals) for out in outputs]
+            totals = reduce_reported_losses(reports, per_token=per_token).to(totals)
         if parallel_state.get_pipeline_model_parallel_world_size() > 1:
             last = parallel_state.get_pipeline_model_parallel_last_rank()
             torch.distributed.broadcast(
@@ -193,8 +229,10 @@ class MegatronGPTModule(pl.LightningModule):
         """
         trainer = self.trainer
         n = self.num_microbatches()
-        for name in ("limit_val_batches", "limit_test_batches", "num_sanity_val_steps"):
-            value = getattr(trainer, name, None)
+        names = ("limit_val_batches", "limit_test_batches", "num_sanity_val_steps")
+        # setup runs once per stage (fit, validate, test): scale the user's values, once.
+        unscaled = self._unscaled_limits.setdefault(id(trainer), {k: getattr(trainer, k, None) for k in names})
+        for name, value in unscaled.items():
             if isinstance(value, int) and not isinstance(value, bool) and n > 1:
                 setattr(trainer, name, value * n)
 
