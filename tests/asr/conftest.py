@@ -38,3 +38,25 @@ def load_reference(name: str) -> dict:
     import torch
 
     return torch.load(REFERENCE / name, weights_only=True)
+
+
+def randomize(model, seed: int) -> None:
+    """Random weights and batch-norm statistics, decoder scaled so greedy decisions are not ties."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            p.copy_(noise * 0.3 if p.dim() > 1 else (1.0 + 0.2 * noise if name.endswith("weight") else 0.1 * noise))
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.2)
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) + 0.5)
+        model.decoder.decoder_layers[0].weight.mul_(4.0)
+
+
+def tiny_size():
+    from nemolite.asr.models.fastconformer import FastConformerSize
+
+    return FastConformerSize(d_model=64, n_heads=4, n_layers=2, weight_decay=0.0, subsampling_conv_channels=32)
