@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("llm", "lightning", "backends", "errors")
+_SUBMODULES = ("llm", "asr", "lightning", "backends", "errors")
 
 if TYPE_CHECKING:
-    from nemolite import errors, lightning, llm  # noqa: F401
+    from nemolite import asr, errors, lightning, llm  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +23,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'nemolite' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "llm", "lightning"]
+__all__ = ["__version__", "llm", "asr", "lightning"]

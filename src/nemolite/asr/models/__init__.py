@@ -1,0 +1,1 @@
+"""ASR models: `EncDecCTCModel` (characters) and `EncDecCTCModelBPE` (SentencePiece)."""
