@@ -17,7 +17,7 @@ from nemolite.errors import ConfigError
 from nemolite.llm.gpt.model.base import GPTModel
 
 _ENTRYPOINT = dict(namespace="llm", run_ctx_cls=NemoliteRunContext)
-TARGETS = ("hf",)
+TARGETS = ("hf", "hf-peft")
 
 
 @run.cli.entrypoint(name="import", **_ENTRYPOINT)
@@ -61,7 +61,9 @@ def export_ckpt(
 
     Args:
         path: the checkpoint to export; any TP/PP/EP layout.
-        target: the format; "hf" writes a directory `AutoModelForCausalLM.from_pretrained` loads.
+        target: "hf": a directory `AutoModelForCausalLM.from_pretrained` loads (a LoRA fine-tune's
+            adapters merged in); "hf-peft": a LoRA fine-tune's adapters as a `peft` adapter
+            directory (adapter_config.json + adapter_model.safetensors) for the base model.
         output_path: the directory to write.
         overwrite: replace an existing `output_path`.
 
@@ -72,7 +74,7 @@ def export_ckpt(
     from nemolite.llm.gpt.model.conversion.exporter import export_hf
 
     assert output_path is not None  # checked above
-    return export_hf(path, output_path, overwrite)
+    return export_hf(path, output_path, overwrite, target=target)
 
 
 def _check_import(source: str) -> None:
