@@ -118,7 +118,10 @@ def describe_export(path: str = "", target: str = "hf", output_path: str | None 
     from nemolite.lightning import model_store as store
 
     _check_export(path, target, output_path)
-    checkpoint = store.resolve_checkpoint(path, field="path")
+    try:
+        checkpoint = str(store.resolve_checkpoint(path, field="path"))
+    except ConfigError as error:  # a dry run reports what is missing rather than failing
+        checkpoint = f"{path} (missing: {error.fix})"
     exists = " (exists: needs overwrite=True)" if Path(str(output_path)).exists() and not overwrite else ""
     return (f"would read: the checkpoint {checkpoint}\n"
             f"would write: {output_path}{exists} (config.json, model*.safetensors, tokenizer files)")
