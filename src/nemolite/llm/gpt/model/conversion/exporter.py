@@ -81,18 +81,12 @@ def read_saved(path: str | Path) -> SavedModel:
     if not fields:
         raise DataFileError(checkpoint, "the checkpoint records no model config",
                             "export a checkpoint written by nemolite")
-    cls = hf_config.load_class(config_class) if config_class else _guess_class(fields)
+    cls = hf_config.load_class(config_class) if config_class else GPTConfig  # written before config_class
     names = {f.name for f in dataclasses.fields(cls)}
     config = cls(**{k: v for k, v in fields.items() if k in names})
     model_class = meta.get("model_class") or model_json.get("model_class")
     dtype = DTYPES.get(str(meta.get("dtype", "float32")), torch.float32)
     return SavedModel(checkpoint, config, family_for(model_class, config), dtype, context, meta)
-
-
-def _guess_class(fields: dict[str, Any]) -> Any:
-    from nemolite.llm.gpt.model.base import GPTConfig
-
-    return GPTConfig
 
 
 class ShardWriter:
@@ -107,6 +101,7 @@ class ShardWriter:
         self.total = 0
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
+        """Queues a tensor; writes the pending shard first when this one would overflow it."""
         size = tensor.numel() * tensor.element_size()
         if self.pending and self.pending_bytes + size > self.max_bytes:
             self.flush()
@@ -115,6 +110,7 @@ class ShardWriter:
         self.total += size
 
     def flush(self) -> None:
+        """Writes the pending tensors as the next shard."""
         from safetensors.torch import save_file
 
         if not self.pending:
