@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nemolite import llm
-from nemolite.errors import ConfigError
+from nemolite.errors import ConfigError, NemoliteError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from inference_ckpts import tiny_config, write_checkpoint  # noqa: E402
@@ -199,3 +199,22 @@ def _write_word_task(root: Path) -> None:
         f"    test: {root / 'word_mc.jsonl'}\ntest_split: test\noutput_type: multiple_choice\n"
         'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: "{{answer}}"\n'
         "target_delimiter: \"\"\nmetric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
+
+
+def test_perplexity_reads_an_indexed_dataset_like_jsonl(engine, tmp_path: Path) -> None:
+    """The same documents as JSONL and as a `.bin/.idx` prefix give the same tokens and perplexity;
+    a document longer than the context is scored in windows."""
+    from nemolite.llm.gpt.data.indexed import IndexedDatasetWriter
+    from nemolite.llm.inference.evaluate import perplexity, read_texts
+
+    texts = ["The cat sat on the mat.", "Hello there! " * 12]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    ids = [engine.tokenizer.text_to_ids(t) for t in texts]
+    with IndexedDatasetWriter(str(tmp_path / "docs"), "uint16") as writer:
+        writer.add_documents([i for doc in ids for i in doc], [len(doc) for doc in ids])
+    from_jsonl = read_texts(tmp_path / "docs.jsonl", engine.tokenizer)
+    from_indexed = read_texts(tmp_path / "docs", engine.tokenizer)
+    assert from_jsonl == from_indexed == ids and len(ids[1]) > engine.seq_length
+    assert perplexity(engine, from_indexed) == perplexity(engine, from_jsonl)
+    with pytest.raises(NemoliteError, match="neither a .jsonl file nor an indexed dataset prefix"):
+        read_texts(tmp_path / "missing", engine.tokenizer)
