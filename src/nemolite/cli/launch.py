@@ -40,7 +40,7 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
         check_task(**specs, on_this_machine=here and not ctx.dryrun)
     hardware_note = _hardware_problem(specs) if here and ctx.dryrun and own_check is None else None
     if executor_module is not None and built.keywords.get("trainer") is not None:
-        check_executor(executor_module, ctx.executor, built.keywords["trainer"], ctx.executor_name)
+        check_executor(executor_module, ctx.executor, built.keywords["trainer"], ctx.executor_name or "")
     if ctx.to_yaml:
         _write_atomically(Path(ctx.to_yaml), to_yaml(task))
         console.print(f"Wrote the resolved task to {ctx.to_yaml}")
