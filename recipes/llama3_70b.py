@@ -21,7 +21,7 @@ NAME = "llama3_70b"
 @run.cli.factory(name=NAME)
 def model() -> run.Config[llm.GPTModel]:
     """Llama 3 70B (80 layers, hidden 8192, 64 heads, 8 query groups)."""
-    return run.Config(llm.GPTModel, config=run.Config(llm.Llama3Config70B))
+    return run.Config(llm.LlamaModel, config=run.Config(llm.Llama3Config70B))
 
 
 def trainer(
@@ -76,9 +76,12 @@ def finetune_recipe(
     num_gpus_per_node: int = 8,
     peft: Optional[llm.LoRA] = llm.LoRA(),
     dataset_root: Optional[str] = None,
-    restore_from: Optional[str] = None,
+    restore_from: Optional[str] = "nemo://meta-llama/Meta-Llama-3-70B",
 ) -> run.Partial:
     """Fine-tune Llama 3 70B on `dataset_root` (JSONL), LoRA by default.
+
+    Starts from `nemo://meta-llama/Meta-Llama-3-70B` (NeMo's default): import it first with
+    `nemo llm import source=hf://meta-llama/Meta-Llama-3-70B -y`.
 
     LoRA fits one node with TP=8; full fine-tuning (`peft=None`) runs at TP=8, PP=4 over 4 nodes, as in
     NeMo's recipe: pass `num_nodes=4`.

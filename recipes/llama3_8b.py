@@ -20,7 +20,7 @@ NAME = "llama3_8b"
 @run.cli.factory(name=NAME)
 def model() -> run.Config[llm.GPTModel]:
     """Llama 3 8B (32 layers, hidden 4096, GQA with 8 query groups, 128K vocabulary)."""
-    return run.Config(llm.GPTModel, config=run.Config(llm.Llama3Config8B))
+    return run.Config(llm.LlamaModel, config=run.Config(llm.Llama3Config8B))
 
 
 def trainer(
@@ -75,9 +75,12 @@ def finetune_recipe(
     num_gpus_per_node: int = 8,
     peft: Optional[llm.LoRA] = llm.LoRA(),
     dataset_root: Optional[str] = None,
-    restore_from: Optional[str] = None,
+    restore_from: Optional[str] = "nemo://meta-llama/Meta-Llama-3-8B",
 ) -> run.Partial:
     """Fine-tune Llama 3 8B on `dataset_root` (JSONL), LoRA by default, from `restore_from`'s weights.
+
+    Starts from `nemo://meta-llama/Meta-Llama-3-8B` (NeMo's default): import it first with
+    `nemo llm import source=hf://meta-llama/Meta-Llama-3-8B -y`.
 
     With LoRA one GPU holds the frozen model; full fine-tuning (`peft=None`) needs TP=2 over the node,
     as in NeMo's recipe. Sequence 2048, global batch 128 (LoRA) / 128 (full), lr 1e-4 (LoRA) / 5e-6.

@@ -20,7 +20,7 @@ NAME = "mixtral_8x7b"
 @run.cli.factory(name=NAME)
 def model() -> run.Config[llm.GPTModel]:
     """Mixtral 8x7B: 32 layers, 8 experts with top-2 routing."""
-    return run.Config(llm.GPTModel, config=run.Config(llm.MixtralConfig8x7B))
+    return run.Config(llm.MixtralModel, config=run.Config(llm.MixtralConfig8x7B))
 
 
 def trainer(
@@ -77,9 +77,12 @@ def finetune_recipe(
     num_gpus_per_node: int = 8,
     peft: Optional[llm.LoRA] = llm.LoRA(),
     dataset_root: Optional[str] = None,
-    restore_from: Optional[str] = None,
+    restore_from: Optional[str] = "nemo://mistralai/Mixtral-8x7B-v0.1",
 ) -> run.Partial:
     """Fine-tune Mixtral 8x7B on `dataset_root` (JSONL), LoRA by default.
+
+    Starts from `nemo://mistralai/Mixtral-8x7B-v0.1` (NeMo's default): import it first with
+    `nemo llm import source=hf://mistralai/Mixtral-8x7B-v0.1 -y`.
 
     LoRA on one node: EP=8 spreads the frozen experts, PP=1. Full fine-tuning (`peft=None`) uses
     PP=4 over 4 nodes: pass `num_nodes=4`.

@@ -164,7 +164,9 @@ def find_resume_checkpoint(resume: AutoResume, run_dir: Path | None,
         DataFileError: `resume_from_path` is not a complete checkpoint.
     """
     if resume.resume_from_path is not None:
-        return check_integrity(Path(resume.resume_from_path)).path
+        from nemolite.lightning.model_store import resolve_checkpoint
+
+        return check_integrity(resolve_checkpoint(resume.resume_from_path, "resume.resume_from_path")).path
     if not resume.resume_if_exists:
         return None
     where: Path | None

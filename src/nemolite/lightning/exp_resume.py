@@ -38,6 +38,7 @@ def setup_resume(spec: AutoResume, trainer: pl.Trainer, model: Any = None) -> Pa
             _attach_restore(trainer, spec)
         return None
     info = ckdir.check_integrity(chosen)
+    trainer.nemolite_model_context = info.meta.get("context")  # type: ignore[attr-defined]
     check_model_matches(info, model)
     check_shards(info.path)
     trainer.ckpt_path = str(trainer_ckpt_path(info.path))
@@ -92,9 +93,16 @@ def check_shards(path: Path) -> None:
 
 
 def _attach_restore(trainer: pl.Trainer, spec: AutoResume) -> None:
+    from nemolite.lightning import model_store
     from nemolite.lightning.callbacks.restore import RestoreWeights
 
     assert spec.restore_config is not None  # checked by the caller
-    info = ckdir.check_integrity(Path(spec.restore_config.path))
+    path = model_store.resolve_checkpoint(spec.restore_config.path)  # nemo://<repo id>, a model dir
+    info = ckdir.check_integrity(path)
     check_shards(info.path)
+    # Later checkpoints of this run name the imported model's context (HF config, tokenizer), so
+    # they export to Hugging Face as the model they started from.
+    context = model_store.context_of(info.path)
+    trainer.nemolite_model_context = str(context) if context else None  # type: ignore[attr-defined]
+    log.info("starting from the weights of %s (%s)", spec.restore_config.path, info.path)
     trainer.callbacks.append(RestoreWeights(spec.restore_config, info.path))

@@ -154,6 +154,10 @@ def _run(
     mode: str,
 ) -> Path | None:
     check_task(model=model, data=data, trainer=trainer, log=log, resume=resume, optim=optim)
+    if tokenizer in (None, "model"):
+        from nemolite.llm.imported import use_imported_tokenizer
+
+        use_imported_tokenizer(model, data, resume)  # the tokenizer saved by `nemo llm import`
     from nemolite.llm.recipe_io import task_config
     from nemolite.llm.training import run_training  # heavy: torch, lightning, megatron-core
 

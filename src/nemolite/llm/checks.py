@@ -39,6 +39,10 @@ def check_task(
         validate = getattr(spec, "validate", None)
         if validate is not None:
             validate() if prefix == "data" else validate(prefix)
+    if on_this_machine:
+        from nemolite.llm.imported import check_restore
+
+        check_restore(resume)  # nemo://<repo id> not imported: say which command imports it
     check_files = getattr(data, "check_files", None)
     if on_this_machine and check_files is not None:
         check_files()  # the data must be readable where the job runs, not where it is submitted

@@ -204,6 +204,11 @@ class CheckpointCallback(Checkpoint):
             "metrics": metrics, "monitor": self.spec.monitor,
             "score": score if score is not None and math.isfinite(score) else None,
             "world_size": trainer.world_size, "model_config": _simple_fields(model_config),
+            # What export needs to rebuild the model (see nemolite.lightning.model_store).
+            "config_class": f"{type(model_config).__module__}:{type(model_config).__qualname__}"
+            if model_config is not None else None,
+            "context": getattr(trainer, "nemolite_model_context", None),
+            "peft": getattr(trainer, "nemolite_peft", None),
             "format": "torch_dist" if writes_directory(trainer.strategy) else "torch",
         }
 

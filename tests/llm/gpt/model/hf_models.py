@@ -17,8 +17,14 @@ LLAMA31_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                    "original_max_position_embeddings": 64}
 
 
-def hf_config(family: str) -> Any:
+def hf_config(family: str, **overrides: Any) -> Any:
     import transformers
+
+    if overrides:
+        config = hf_config(family)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return config
 
     if family == "llama31":
         return transformers.LlamaConfig(**COMMON, rope_scaling=LLAMA31_SCALING, rope_theta=500000.0)
@@ -41,13 +47,13 @@ def hf_config(family: str) -> Any:
 FAMILIES = ("llama31", "llama32", "mistral", "qwen2", "qwen3", "mixtral", "qwen3_moe")
 
 
-def make_hf_model(family: str, directory: Path, *, seed: int = 0, shard: str = "20KB") -> Any:
+def make_hf_model(family: str, directory: Path, *, seed: int = 0, shard: str = "20KB", **overrides: Any) -> Any:
     """Builds the random model, saves it (sharded safetensors) into `directory`, returns it (eval)."""
     import torch
     import transformers
 
     torch.manual_seed(seed)
-    model = transformers.AutoModelForCausalLM.from_config(hf_config(family)).eval()
+    model = transformers.AutoModelForCausalLM.from_config(hf_config(family, **overrides)).eval()
     model.save_pretrained(directory, max_shard_size=shard)
     return model
 
@@ -59,7 +65,7 @@ def batch(seed: int = 0, size: tuple[int, int] = (2, 12)) -> Any:
     return torch.randint(0, VOCAB, size, generator=torch.Generator().manual_seed(seed))
 
 
-def nemolite_logits(checkpoint: Path, tokens: Any) -> Any:
+def nemolite_logits(checkpoint: Path, tokens: Any, vocab: int = VOCAB) -> Any:
     """nemolite's logits (real vocabulary) for `tokens` from a checkpoint, in one process."""
     import torch
 
@@ -68,9 +74,8 @@ def nemolite_logits(checkpoint: Path, tokens: Any) -> Any:
 
     saved = exporter.read_saved(checkpoint)
     with megatron_io.single_process_megatron():
-        model = megatron_io.build_model(saved.config, VOCAB, torch.float32)
-        megatron_io.load_checkpoint(model, saved.checkpoint)
-        mc.mask_padded_vocab([model], VOCAB)
+        model = exporter.load_model(saved)  # with the LoRA adapters of a LoRA fine-tune
+        mc.mask_padded_vocab([model], vocab)
         model.eval()
         positions = torch.arange(tokens.shape[1]).unsqueeze(0).expand_as(tokens)
         with torch.no_grad():
