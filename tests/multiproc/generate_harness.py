@@ -29,9 +29,10 @@ def generate_tp2(run_dir: Path, out: Path) -> None:
     engine = load_engine(run_dir, tensor_model_parallel_size=2)
     greedy = llm.CommonInferenceParams(temperature=0.0, num_tokens_to_generate=24, return_log_probs=True)
     sampled = llm.CommonInferenceParams(temperature=0.8, top_p=0.9, num_tokens_to_generate=24, random_seed=3)
+    greedy_out = generate_with_engine(engine, PROMPTS, greedy)
     result = {
-        "greedy": [r.generated_tokens for r in generate_with_engine(engine, PROMPTS, greedy)],
-        "log_probs": [r.generated_log_probs for r in generate_with_engine(engine, PROMPTS, greedy)],
+        "greedy": [r.generated_tokens for r in greedy_out],
+        "log_probs": [r.generated_log_probs for r in greedy_out],
         "sampled": [r.generated_tokens for r in generate_with_engine(engine, PROMPTS, sampled)],
     }
     if torch.distributed.get_rank() == 0:

@@ -40,8 +40,9 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
         # A dry run inspects a task that may be meant for other hardware: hardware problems are a note.
         check_task(**specs, on_this_machine=here and not ctx.dryrun, paths_here=here)
     hardware_note = _hardware_problem(specs) if here and ctx.dryrun and own_check is None else None
-    if executor_module is not None and ctx.executor_name is not None:
-        check_executor(executor_module, ctx.executor, built.keywords["trainer"], ctx.executor_name,
+    trainer = built.keywords.get("trainer")  # verbs such as generate have none
+    if executor_module is not None and ctx.executor_name is not None and trainer is not None:
+        check_executor(executor_module, ctx.executor, trainer, ctx.executor_name,
                        offline=bool(ctx.dryrun or ctx.to_yaml))
     if ctx.to_yaml:
         _write_atomically(Path(ctx.to_yaml), to_yaml(task))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nemolite import llm
-from nemolite.errors import ConfigError
+from nemolite.errors import ConfigError, NemoliteError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from inference_ckpts import tiny_config, write_checkpoint  # noqa: E402
@@ -38,6 +38,14 @@ def engine(run_dir: Path):
     from nemolite.llm.inference.generate import load_engine
 
     return load_engine(run_dir)
+
+
+@pytest.fixture(scope="module")
+def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One task directory for the module: lm-eval indexes it once (task_manager is cached)."""
+    root = tmp_path_factory.mktemp("tasks")
+    _write_word_task(root)
+    return _task_dir(root)
 
 
 def _task_dir(root: Path) -> Path:
@@ -99,8 +107,9 @@ def test_rolling_and_generate_until(engine) -> None:
     assert out == greedy[0].generated_text.split(stop)[0]
 
 
-def test_evaluate_writes_results_and_matches_the_backend(run_dir: Path, engine, tmp_path: Path) -> None:
-    tasks = _task_dir(tmp_path / "tasks")
+def test_evaluate_writes_results_and_matches_the_backend(run_dir: Path, engine, tmp_path: Path,
+                                                        tasks_dir: Path) -> None:
+    tasks = tasks_dir
     texts = ["The cat sat on the mat.", "Hello there!"]
     (tmp_path / "ppl.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     results = llm.evaluate(path=str(run_dir), tasks=["tiny_mc"], include_path=str(tasks),
@@ -123,9 +132,9 @@ def test_evaluate_writes_results_and_matches_the_backend(run_dir: Path, engine, 
     assert results["perplexity"]["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
 
 
-def test_unknown_task_lists_close_names(run_dir: Path, tmp_path: Path) -> None:
+def test_unknown_task_lists_close_names(run_dir: Path, tmp_path: Path, tasks_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"^tasks\[0\]='tiny_mcc': unknown lm-eval task; fix: close names: tiny_mc"):
-        llm.evaluate(path=str(run_dir), tasks=["tiny_mcc"], include_path=str(_task_dir(tmp_path / "t")),
+        llm.evaluate(path=str(run_dir), tasks=["tiny_mcc"], include_path=str(tasks_dir),
                      output_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
@@ -138,7 +147,7 @@ WORD_ROWS = [
 ]
 
 
-def test_backend_equals_lm_evals_hf_backend_on_the_exported_model(tmp_path: Path,
+def test_backend_equals_lm_evals_hf_backend_on_the_exported_model(tmp_path: Path, tasks_dir: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Per-example log-likelihoods and accuracy: nemolite on an imported model == lm-eval's `hf`
     backend (transformers) on the same model exported back to Hugging Face."""
@@ -164,15 +173,7 @@ def test_backend_equals_lm_evals_hf_backend_on_the_exported_model(tmp_path: Path
     llm.import_ckpt(source=str(src), output_path=str(tmp_path / "nemo_home" / "models" / "tiny"))
     exported = llm.export_ckpt(path="nemo://tiny", output_path=str(tmp_path / "exported"))
 
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in WORD_ROWS))
-    (tasks / "word_mc.yaml").write_text(
-        "task: word_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
-        f"    test: {tasks / 'mc.jsonl'}\ntest_split: test\noutput_type: multiple_choice\n"
-        'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: "{{answer}}"\n'
-        "target_delimiter: \"\"\nmetric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
-    manager = task_manager(str(tasks))
+    manager = task_manager(str(tasks_dir))
     hf_lm = HFLM(pretrained=transformers.AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32),
                  tokenizer=transformers.PreTrainedTokenizerFast.from_pretrained(src), device="cpu", batch_size=4)
     ours_lm = NemoliteLM(path="nemo://tiny", batch_size=4)
@@ -188,3 +189,32 @@ def test_backend_equals_lm_evals_hf_backend_on_the_exported_model(tmp_path: Path
     for ours, theirs in zip(ll_ours, ll_hf):
         assert ours == pytest.approx(theirs, abs=1e-4)
     assert acc_ours == acc_hf
+
+
+def _write_word_task(root: Path) -> None:
+    """word_mc: multiple choice over the word-level tokenizer's words (for the hf-backend test)."""
+    (root / "word_mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in WORD_ROWS))
+    (root / "word_mc.yaml").write_text(
+        "task: word_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {root / 'word_mc.jsonl'}\ntest_split: test\noutput_type: multiple_choice\n"
+        'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: "{{answer}}"\n'
+        "target_delimiter: \"\"\nmetric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
+
+
+def test_perplexity_reads_an_indexed_dataset_like_jsonl(engine, tmp_path: Path) -> None:
+    """The same documents as JSONL and as a `.bin/.idx` prefix give the same tokens and perplexity;
+    a document longer than the context is scored in windows."""
+    from nemolite.llm.gpt.data.indexed import IndexedDatasetWriter
+    from nemolite.llm.inference.evaluate import perplexity, read_texts
+
+    texts = ["The cat sat on the mat.", "Hello there! " * 12]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    ids = [engine.tokenizer.text_to_ids(t) for t in texts]
+    with IndexedDatasetWriter(str(tmp_path / "docs"), "uint16") as writer:
+        writer.add_documents([i for doc in ids for i in doc], [len(doc) for doc in ids])
+    from_jsonl = read_texts(tmp_path / "docs.jsonl", engine.tokenizer)
+    from_indexed = read_texts(tmp_path / "docs", engine.tokenizer)
+    assert from_jsonl == from_indexed == ids and len(ids[1]) > engine.seq_length
+    assert perplexity(engine, from_indexed) == perplexity(engine, from_jsonl)
+    with pytest.raises(NemoliteError, match="neither a .jsonl file nor an indexed dataset prefix"):
+        read_texts(tmp_path / "missing", engine.tokenizer)

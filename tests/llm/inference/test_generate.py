@@ -187,3 +187,21 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
         llm.generate(path=str(tmp_path / "nothing"), prompts=["hi"])
     with pytest.raises(NemoliteError, match="no complete nemolite checkpoint"):
         llm.generate(path=str(tmp_path), prompts=["hi"])
+
+
+def test_chat_uses_the_tokenizers_template_with_the_generation_prompt(tmp_path: Path) -> None:
+    """A Hugging Face tokenizer's Jinja template, rendered with add_generation_prompt=True."""
+    import transformers
+    from inference_ckpts import save_word_tokenizer
+
+    from nemolite.llm.inference.prompting import encode
+
+    save_word_tokenizer(tmp_path, 100)
+    tok = transformers.PreTrainedTokenizerFast.from_pretrained(tmp_path)
+    tok.chat_template = ("{% for m in messages %}<s> {{ m['content'] }} </s> {% endfor %}"
+                         "{% if add_generation_prompt %}<s> {% endif %}")
+    tok.save_pretrained(tmp_path)
+    built = llm.AutoTokenizer(pretrained_model_name=str(tmp_path)).build()
+    assert encode(built, "w5 w6", chat=True, add_bos=False) == [1, 5, 6, 2, 1]
+    assert encode(built, [{"role": "user", "content": "w7"}], chat=False, add_bos=False) == [1, 7, 2, 1]
+    assert encode(built, "w5 w6", chat=False, add_bos=True) == [1, 5, 6]

@@ -3,7 +3,9 @@
 A nemolite checkpoint is a `torch_dist` directory under `<run dir>/checkpoints/`; the run directory's
 `config.yaml` (written by `NeMoLogger`) holds the task that produced it, so the architecture, the
 tokenizer and any LoRA adapters come from there. Accepted paths: one checkpoint directory, a
-`checkpoints/` directory or a run directory (its newest complete checkpoint).
+`checkpoints/` directory, a run directory or a `<log_dir>/<name>` directory (the newest complete
+checkpoint), and imported models (`nemo://<id>` or their directory: config in the checkpoint's
+marker, Hugging Face tokenizer in `context/`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def resolve_path(path: str | Path, field: str = "path") -> Path:
         latest = latest_complete(candidate)
         if latest is not None:
             return check_integrity(latest.path).path
+    # `<log_dir>/<name>`: the newest run (version directory) that has a complete checkpoint.
+    runs = [d for d in where.iterdir() if d.is_dir() and latest_complete(d / CKPT_SUBDIR) is not None]
+    if runs:
+        newest = max(runs, key=lambda d: (d.stat().st_mtime, d.name))
+        return check_integrity(latest_complete(newest / CKPT_SUBDIR).path).path  # type: ignore[union-attr]
     raise ConfigError(field, text, "holds no complete nemolite checkpoint",
                       "give a run directory that has checkpoints/ (train one with `nemo llm pretrain`)")
 

@@ -5,6 +5,7 @@ Used before the model loads (the CLI checks prompt lengths first) and by generat
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from nemolite.errors import ConfigError
@@ -25,12 +26,11 @@ def chat_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     """The chat, then the assistant's turn opened (the template's generation prompt)."""
     from nemolite.llm.tokenizers.base import default_chat_text
 
-    inner = getattr(tokenizer, "_tok", None)  # transformers' tokenizer, when it carries a template
-    if inner is not None and getattr(inner, "chat_template", None):
-        return list(inner.apply_chat_template(messages, tokenize=True, add_generation_prompt=True))
-    return list(tokenizer.apply_chat_template(messages)) + list(
-        tokenizer.text_to_ids(default_chat_text([{"role": "assistant", "content": ""}])[:-1])
-    )
+    if "add_generation_prompt" in inspect.signature(tokenizer.apply_chat_template).parameters:
+        return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+    # Tokenizers without the option (the byte tokenizer) use the plain `<|role|>` turns.
+    opened = default_chat_text([{"role": "assistant", "content": ""}])[:-1]
+    return list(tokenizer.apply_chat_template(messages)) + list(tokenizer.text_to_ids(opened))
 
 
 def encode_all(tokenizer: Any, prompts: list[Any], *, chat: bool, add_bos: bool, seq_length: int) -> list[list[int]]:

@@ -45,7 +45,8 @@ def generate(
         chat: wrap each string prompt as a user turn of the tokenizer's chat template.
         max_batch_size: prompts generated together in one batch.
         output_path: also write one JSON line per prompt here.
-        stream: show tokens on the console as they come (None = when run as `nemo llm generate`).
+        stream: show tokens on the console as they come (None = when run as `nemo llm generate` or
+            as a launched job, e.g. `executor=torchrun` for tensor parallelism: then in its log).
 
     Returns:
         One InferenceRequest (or string, with text_only) per prompt, in order.
@@ -211,7 +212,8 @@ def _tp_size(trainer: Any) -> int:
 
 
 def _from_cli() -> bool:
-    return Path(sys.argv[0]).name == "nemo"
+    """Run as `nemo llm generate`, or as a job a launcher started (the text then goes to its log)."""
+    return Path(sys.argv[0]).name == "nemo" or "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def _is_rank_zero() -> bool:

@@ -62,11 +62,15 @@ class HFTokenizerImpl:
         """Decodes, skipping special tokens."""
         return self._tok.decode(list(ids), skip_special_tokens=True)
 
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
-        """Renders the Jinja chat template (or the plain default) and encodes it."""
+    def apply_chat_template(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> list[int]:
+        """Renders the Jinja chat template (or the plain default) and encodes it.
+
+        `add_generation_prompt` opens the assistant's turn (for generation), as in transformers.
+        """
         if not self._chat_template:
             prefix = [self.bos_id] if self.bos_id is not None else []
-            return prefix + self.text_to_ids(default_chat_text(messages))
+            opened = default_chat_text([{"role": "assistant", "content": ""}])[:-1] if add_generation_prompt else ""
+            return prefix + self.text_to_ids(default_chat_text(messages) + opened)
         import jinja2
 
         template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
@@ -75,7 +79,7 @@ class HFTokenizerImpl:
         bos = _token_text(self._config.get("bos_token")) or ""
         eos = _token_text(self._config.get("eos_token")) or ""
         text = template.render(messages=messages, bos_token=bos, eos_token=eos,
-                               add_generation_prompt=False)
+                               add_generation_prompt=add_generation_prompt)
         # The template writes special tokens as text; encode them as specials.
         return self._tok.encode(text, add_special_tokens=False).ids
 
@@ -124,11 +128,14 @@ class AutoTokenizerImpl:
         """Decodes, skipping special tokens."""
         return self._tok.decode(list(ids), skip_special_tokens=True)
 
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
+    def apply_chat_template(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> list[int]:
         """The tokenizer's own chat template, or the plain default when it has none."""
         if getattr(self._tok, "chat_template", None):
-            return list(self._tok.apply_chat_template(messages, tokenize=True))
-        return self.text_to_ids(default_chat_text(messages))
+            out = self._tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
+            # transformers 5 returns a BatchEncoding (return_dict=True by default), 4.x a list of ids.
+            return list(out["input_ids"] if hasattr(out, "keys") else out)
+        opened = default_chat_text([{"role": "assistant", "content": ""}])[:-1] if add_generation_prompt else ""
+        return self.text_to_ids(default_chat_text(messages) + opened)
 
 
 def load_auto_tokenizer(spec: AutoTokenizer) -> AutoTokenizerImpl:
