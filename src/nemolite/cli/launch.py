@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -> None:
     """Checks the task (and its executor), then exports, dry-runs or launches it."""
+    check_required(task)
     built = fdl.build(task)
     executor_module = plugins.executor_module(ctx.executor_name) if ctx.executor_name else None
     # Remote executors run on other hardware: skip this machine's GPU and device-count checks.
@@ -51,6 +52,20 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
 
 
 _CHECKED = ("model", "data", "trainer", "log", "resume", "optim")
+
+
+def check_required(task: nemo_run.Partial) -> None:
+    """Every argument the verb needs is given (`validate model=llama_tiny data=bundled` has no trainer)."""
+    fn = task.__fn_or_cls__
+    missing = [name for name, p in inspect.signature(fn).parameters.items()
+               if p.default is inspect.Parameter.empty and name not in task.__arguments__]
+    if missing:
+        recipes = ", ".join(plugins.recipe_names())
+        raise ConfigError(
+            missing[0], None, f"`nemo llm {fn.__name__}` needs {', '.join(missing)}",
+            f"start from a recipe (--factory llama_tiny; recipes: {recipes}) and override fields, "
+            f"or give {missing[0]}=<factory>",
+        )
 
 
 def _hardware_problem(specs: dict[str, Any]) -> str | None:
