@@ -120,3 +120,12 @@ def test_a_verb_without_its_trainer_is_one_line(llm_cli) -> None:
     assert code == 2, out + err
     lines = [line for line in (out + err).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: trainer") and "--factory llama_tiny" in lines[0], lines
+
+
+def test_help_describes_verbs_and_lists_executors(nemo) -> None:
+    listing = nemo("llm", "--help").stdout
+    assert "[Entrypoint]" not in listing, listing
+    for words in ("Pretrain a model from scratch", "Fine-tune a pretrained model", "Run the validation loop"):
+        assert words in listing, listing
+    verb = nemo("llm", "pretrain", "--help").stdout
+    assert "Executors" in verb and all(name in verb for name in ("local", "torchrun", "slurm", "docker")), verb
