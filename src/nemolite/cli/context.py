@@ -23,6 +23,11 @@ from nemolite.cli import plugins
 from nemolite.cli.overrides import parse_task, split_executor_args
 from nemolite.errors import NemoliteError, one_line
 
+# `nemo experiment cancel ID N` deserializes the job's task (`nemolite.llm.api.pretrain`), which
+# imports this module: the executors' fixes of nemo-run's experiment commands must be in place by
+# then (executors/_local_cancel.py: cancelling a local job started by another process).
+plugins.load_all_executors()
+
 _FACTORY_HELP = "Recipe to start from (`--factory llama3_8b` or `--factory 'llama3_8b(num_nodes=2)'`): "
 
 

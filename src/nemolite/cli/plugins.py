@@ -55,6 +55,16 @@ def executor_module(name: str) -> ModuleType:
 _RETARGETED: set[str] = set()
 
 
+def load_all_executors() -> None:
+    """Imports every executor module: some fix nemo-run behaviour that `nemo experiment ...`
+    commands rely on (e.g. cancelling a local job from another shell, in executors/local.py)."""
+    for name in executor_names():
+        try:
+            executor_module(name)
+        except ImportError:  # an executor whose optional dependency is missing
+            continue
+
+
 def load_all_recipes() -> None:
     """Imports every recipe module so their nemo-run factories are registered (`--factory X`).
 
