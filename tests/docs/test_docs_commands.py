@@ -31,6 +31,10 @@ PROMISES = [
     ("--dryrun", "Dry run: nothing was launched or written."),
 ]
 
+# Third-party lines that must not reach a newcomer's console (issue 14's ~30 lines before step 1).
+NOISE = ("Transformer Engine and Apex are not installed", "Apex is not installed", "💡 Tip",
+         "The `srun` command is available", "dataloader_iter", "not resumable", "Traceback")
+
 
 def test_the_runner_finds_the_readme_blocks_and_rewrites_only_environment_setup() -> None:
     found = runner.blocks()
@@ -61,6 +65,8 @@ def test_every_documented_command_and_snippet_runs_in_order() -> None:
             done = runner.run_block(block, cwd, env)
             output = done.stdout + done.stderr
             assert done.returncode == 0, f"{block.where()} failed:\n{block.text}\n{output[-4000:]}"
+            noise = [n for n in NOISE if n in output]
+            assert not noise, f"{block.where()}: third-party noise {noise}\n{output[-4000:]}"
             for piece, promise in PROMISES:
                 if piece in block.text:
                     assert promise in output, f"{block.where()}: expected {promise!r}\n{output[-4000:]}"
