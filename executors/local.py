@@ -12,9 +12,13 @@ import shlex
 import nemo_run as run
 
 from nemolite.errors import ConfigError
+from nemolite.executors import _local_cancel
 
 #: The job runs on this machine, so its hardware checks apply here.
 REMOTE = False
+
+# `nemo experiment cancel ID N` from another shell (see _local_cancel); torchrun jobs share it.
+_local_cancel.install()
 
 
 def factory(env_vars: dict[str, str] | None = None) -> run.Config[run.LocalExecutor]:

@@ -88,19 +88,28 @@ def pretrain_recipe(
 @run.cli.factory(target=llm.finetune, name=NAME)
 def finetune_recipe(
     dir: Optional[str] = None,
-    name: str = "default",
+    name: str = "finetune",
     num_nodes: int = 1,
     num_gpus_per_node: int = 1,
     peft: Optional[llm.LoRA] = llm.LoRA(dim=8, alpha=16),
     dataset_root: Optional[str] = None,
-    restore_from: Optional[str] = None,
+    restore_from: Optional[str] = "run://nemo_experiments/default",
 ) -> run.Partial:
-    """Fine-tune the tiny Llama on `dataset_root` (JSONL), LoRA by default, on CPU."""
+    """Fine-tune the tiny Llama, LoRA by default, on CPU: 100 steps of 8 examples.
+
+    Out of the box it trains on the instruction set shipped with nemolite (`dataset_root=None`;
+    see `nemolite/llm/gpt/data/instructions/README.md`) and starts from the latest checkpoint of
+    the quick start's pretraining run (`run://nemo_experiments/default`, resolved when the job
+    starts; a one-line error says what to do when there is none). Its run is named `finetune`, so
+    it never resumes into the pretraining run's directory.
+    """
+    from nemolite.llm.gpt.data.instructions import DATASET_ROOT
+
     return _common.finetune(
         model=model(),
         trainer=trainer(num_nodes=num_nodes, devices=num_gpus_per_node, max_steps=100),
         data=_common.finetune_data(
-            dataset_root,
+            dataset_root or DATASET_ROOT,
             seq_length=256,
             micro_batch_size=4,
             global_batch_size=8,

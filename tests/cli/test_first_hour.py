@@ -106,3 +106,26 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("verb", ["validate", "train"])
+def test_every_verb_takes_the_recipes_help_lists(llm_cli, verb: str) -> None:
+    code, out, err = llm_cli(verb, "--factory", "llama_tiny", "--dryrun", "-y")
+    assert code == 0, out + err
+    assert f"_target_: nemolite.llm.api.{verb}" in out, out
+
+
+def test_a_verb_without_its_trainer_is_one_line(llm_cli) -> None:
+    code, out, err = llm_cli("validate", "model=llama_tiny", "data=bundled", "--dryrun", "-y")
+    assert code == 2, out + err
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: trainer") and "--factory llama_tiny" in lines[0], lines
+
+
+def test_help_describes_verbs_and_lists_executors(nemo) -> None:
+    listing = nemo("llm", "--help").stdout
+    assert "[Entrypoint]" not in listing, listing
+    for words in ("Pretrain a model from scratch", "Fine-tune a pretrained model", "Run the validation loop"):
+        assert words in listing, listing
+    verb = nemo("llm", "pretrain", "--help").stdout
+    assert "Executors" in verb and all(name in verb for name in ("local", "torchrun", "slurm", "docker")), verb

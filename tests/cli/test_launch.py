@@ -37,3 +37,14 @@ def test_a_local_job_that_raises_reports_failed(nemorun_home: Path) -> None:
     _, states = submit(run.Partial(_fail, "boom"), run.LocalExecutor(), "bad-job",
                        detach=False, tail_logs=False)
     assert states == ["FAILED"]
+
+
+def test_a_failed_jobs_own_error_is_shown(nemorun_home: Path) -> None:
+    from nemolite.cli.launch import job_error_tail, submit_jobs
+
+    _, states, dirs = submit_jobs(run.Partial(_fail, "the job's own words"), run.LocalExecutor(),
+                                  "bad-job", detach=False, tail_logs=False)
+    assert states == ["FAILED"]
+    tail = job_error_tail(dirs[0])
+    assert "RuntimeError: the job's own words" in tail, tail
+    assert tail.splitlines()[0].startswith("Traceback"), tail

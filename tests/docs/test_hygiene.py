@@ -50,3 +50,15 @@ def test_slurm_tests_skip_without_cluster_and_install_nothing(tmp_path: Path):
     assert "skipped" in out and "no Slurm cluster answers" in out, out
     assert "passed" not in out and "failed" not in out, out
     assert not marker.exists(), "the slurm tests tried to install packages"
+
+
+def test_install_metadata_has_no_setuptools_deprecation():
+    """`pip install -e .` printed setuptools' `project.license` deprecation (a TOML table)."""
+    import warnings
+
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = read_configuration(REPO / "pyproject.toml")
+    assert config["project"]["license"] == "Apache-2.0"

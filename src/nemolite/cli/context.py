@@ -23,12 +23,33 @@ from nemolite.cli import plugins
 from nemolite.cli.overrides import parse_task, split_executor_args
 from nemolite.errors import NemoliteError, one_line
 
+# `nemo experiment cancel ID N` deserializes the job's task (`nemolite.llm.api.pretrain`), which
+# imports this module: the executors' fixes of nemo-run's experiment commands must be in place by
+# then (executors/_local_cancel.py: cancelling a local job started by another process).
+plugins.load_all_executors()
+
 _FACTORY_HELP = "Recipe to start from (`--factory llama3_8b` or `--factory 'llama3_8b(num_nodes=2)'`): "
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=code)
+
+
+def summary(fn: Callable) -> str:
+    """The first line of `fn`'s docstring (what `nemo llm --help` lists beside the verb)."""
+    return (fn.__doc__ or fn.__name__).strip().splitlines()[0].rstrip(".")
+
+
+def command_help(fn: Callable) -> dict[str, str]:
+    """Typer's help for a verb: its summary, then the recipes and executors it can use."""
+    executors = ", ".join(plugins.executor_names())
+    recipes = ", ".join(plugins.recipe_names())
+    text = (f"{summary(fn)}.\n\n"
+            f"Recipes (--factory NAME): {recipes}.\n\n"
+            f"Executors (executor=NAME, then executor.FIELD=VALUE; default: this process): {executors}. "
+            "Overrides: dotted.field=value, e.g. trainer.max_steps=100.")
+    return {"help": text, "short_help": summary(fn)}
 
 
 class NemoliteRunContext(RunContext):
@@ -57,7 +78,7 @@ class NemoliteRunContext(RunContext):
         @parent.command(
             name,
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-            **(command_kwargs or {}),
+            **(command_kwargs or {}) | command_help(fn),
         )
         def command(
             ctx: typer.Context,

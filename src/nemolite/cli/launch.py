@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -> None:
     """Checks the task (and its executor), then exports, dry-runs or launches it."""
+    check_required(task)
     built = fdl.build(task)
     describe = getattr(task.__fn_or_cls__, "describe", None)
     if describe is not None:  # a verb that trains nothing (import, export): its own dry run
@@ -73,6 +74,20 @@ def _execute_plain(ctx: NemoliteRunContext, built: Any, describe: Any, console: 
 
 
 _CHECKED = ("model", "data", "trainer", "log", "resume", "optim")
+
+
+def check_required(task: nemo_run.Partial) -> None:
+    """Every argument the verb needs is given (`validate model=llama_tiny data=bundled` has no trainer)."""
+    fn = task.__fn_or_cls__
+    missing = [name for name, p in inspect.signature(fn).parameters.items()
+               if p.default is inspect.Parameter.empty and name not in task.__arguments__]
+    if missing:
+        recipes = ", ".join(plugins.recipe_names())
+        raise ConfigError(
+            missing[0], None, f"`nemo llm {fn.__name__}` needs {', '.join(missing)}",
+            f"start from a recipe (--factory llama_tiny; recipes: {recipes}) and override fields, "
+            f"or give {missing[0]}=<factory>",
+        )
 
 
 def _hardware_problem(specs: dict[str, Any]) -> str | None:
@@ -132,13 +147,37 @@ def _launch(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
     if ctx.executor is None:
         fdl.build(task)()  # in this process: what `nemo llm pretrain --factory llama_tiny -y` does
         return
-    experiment, states = submit(task, ctx.executor, ctx.name, detach=ctx.detach, tail_logs=ctx.tail_logs)
+    experiment, states, dirs = submit_jobs(task, ctx.executor, ctx.name, detach=ctx.detach,
+                                           tail_logs=ctx.tail_logs)
     failed = [(index, state) for index, state in enumerate(states) if state != "SUCCEEDED"]
     if failed and not ctx.detach:
         index, state = failed[0]
+        tail = job_error_tail(dirs[index]) if index < len(dirs) else ""
+        if tail:
+            console.print(f"[bold red]job {index} of {experiment}: the end of its log", highlight=False)
+            console.print(tail, markup=False, highlight=False, soft_wrap=True)
         raise JobFailedError(
             f"job {index} of {experiment} finished {state}; its logs: `nemo experiment logs {experiment} {index}`"
         )
+
+
+#: Log files nemo-run's executors write in a job directory, most telling first.
+_LOG_NAMES = ("stderr.log", "combined.log", "*.err", "*.out", "*.log")
+
+
+def job_error_tail(job_dir: str | Path | None, lines: int = 15) -> str:
+    """The last lines of a finished job's own log (from its last traceback, if it has one)."""
+    if not job_dir or not Path(job_dir).is_dir():
+        return ""
+    for pattern in _LOG_NAMES:
+        files = sorted(Path(job_dir).rglob(pattern), key=lambda f: f.stat().st_mtime)
+        texts = [f.read_text(errors="replace") for f in files if f.is_file() and f.stat().st_size]
+        if texts:
+            kept = [line for line in texts[-1].splitlines() if line.strip()]
+            start = max((i for i, line in enumerate(kept) if line.startswith("Traceback")), default=0)
+            tail = kept[start:] if len(kept) - start <= 3 * lines else kept[-lines:]
+            return "\n".join(tail[-3 * lines:])
+    return ""
 
 
 class JobFailedError(NemoliteError):
@@ -151,11 +190,21 @@ def submit(
     task: nemo_run.Partial, executor: Any, name: str, *, detach: bool, tail_logs: bool
 ) -> tuple[str, list[str]]:
     """Runs `task` as a nemo-run experiment; returns its id and each job's final state."""
+    experiment, states, _ = submit_jobs(task, executor, name, detach=detach, tail_logs=tail_logs)
+    return experiment, states
+
+
+def submit_jobs(
+    task: nemo_run.Partial, executor: Any, name: str, *, detach: bool, tail_logs: bool
+) -> tuple[str, list[str], list[str]]:
+    """`submit`, plus each job's directory (where its logs are)."""
     with nemo_run.Experiment(title=name, executor=executor) as experiment:
         experiment.add(task, name=name, tail_logs=tail_logs)
         experiment.run(detach=detach, tail_logs=tail_logs)
     # Leaving the block waits for the jobs of an attached run and records their terminal state.
-    return experiment._id, [job.state.name for job in experiment.jobs]
+    jobs = experiment.jobs
+    return (experiment._id, [job.state.name for job in jobs],
+            [getattr(job.executor, "job_dir", "") for job in jobs])
 
 
 def check_to_yaml(target: str) -> None:

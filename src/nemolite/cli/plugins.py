@@ -7,10 +7,13 @@ metadata; a module is imported when it is used.
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable
 from functools import cache
 from importlib import metadata
 from types import ModuleType
+from typing import Any
 
 from nemolite.errors import UnknownChoiceError
 
@@ -49,7 +52,56 @@ def executor_module(name: str) -> ModuleType:
     return importlib.import_module(modules[name])
 
 
+_RETARGETED: set[str] = set()
+
+
+def load_all_executors() -> None:
+    """Imports every executor module: some fix nemo-run behaviour that `nemo experiment ...`
+    commands rely on (e.g. cancelling a local job from another shell, in executors/local.py)."""
+    for name in executor_names():
+        try:
+            executor_module(name)
+        except ImportError:  # an executor whose optional dependency is missing
+            continue
+
+
 def load_all_recipes() -> None:
-    """Imports every recipe module so their nemo-run factories are registered (`--factory X`)."""
+    """Imports every recipe module so their nemo-run factories are registered (`--factory X`).
+
+    A recipe module registers its `pretrain_recipe` for `llm.pretrain`; the same recipe also
+    serves `nemo llm train` and `nemo llm validate` (NeMo's `llm.validate` on a training recipe
+    evaluates its run's latest checkpoint), so it is registered for those verbs here too.
+    """
     for name in recipe_names():
-        recipe_module(name)
+        module = recipe_module(name)
+        if name not in _RETARGETED and hasattr(module, "pretrain_recipe"):
+            _RETARGETED.add(name)
+            _register_for_other_verbs(name, module.pretrain_recipe)
+
+
+def _register_for_other_verbs(name: str, pretrain_recipe: Callable[..., Any]) -> None:
+    import nemo_run as run
+
+    from nemolite import llm
+
+    for verb in (llm.train, llm.validate):
+        run.cli.factory(target=verb, name=name)(retargeted(pretrain_recipe, verb))
+
+
+def retargeted(recipe_fn: Callable[..., Any], verb: Callable[..., Any]) -> Callable[..., Any]:
+    """`recipe_fn`, with its task bound to `verb` instead (the arguments `verb` takes)."""
+    import inspect
+
+    import nemo_run as run
+
+    accepted = set(inspect.signature(verb).parameters)
+
+    @functools.wraps(recipe_fn)
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        task = recipe_fn(*args, **kwargs)
+        arguments = {k: v for k, v in task.__arguments__.items() if k in accepted}
+        return run.Partial(verb, **arguments)  # nemo-run's class: its parser checks for it
+
+    factory.__name__ = f"{recipe_fn.__name__}_for_{verb.__name__}"
+    factory.__qualname__ = factory.__name__
+    return factory

@@ -24,7 +24,8 @@ class SimpleEntrypoint(Entrypoint):
     def _add_simple_command(self, typer_instance: typer.Typer, is_main: bool = False) -> None:
         @typer_instance.command(
             self.name,
-            help=self.help_str,
+            help=(self.fn.__doc__ or self.help_str).strip().split("\n\n")[0],
+            short_help=(self.fn.__doc__ or self.help_str).strip().splitlines()[0].rstrip("."),
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
         )
         def command(

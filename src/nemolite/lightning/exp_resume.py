@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nemolite.errors import DataFileError
+from nemolite.errors import ConfigError, DataFileError
 from nemolite.lightning import exp_ckpt_dir as ckdir
 
 if TYPE_CHECKING:
@@ -45,6 +45,31 @@ def setup_resume(spec: AutoResume, trainer: pl.Trainer, model: Any = None) -> Pa
     trainer.ckpt_path = str(trainer_ckpt_path(info.path))
     log.info("resuming from %s (step %d)", info.path, info.step)
     return info.path
+
+
+#: `resume.restore_config.path="run://<log_dir>/<name>"`: the latest complete checkpoint of that run
+#: (its newest version holding one), resolved when the job starts, e.g. the quick start's
+#: `run://nemo_experiments/default` for the fine-tuning recipe.
+RUN_SCHEME = "run://"
+
+
+def resolve_restore_path(path: str, field: str = "resume.restore_config.path") -> Path:
+    """The checkpoint directory `path` names: the latest checkpoint of a `run://` run, an imported
+    `nemo://<repo id>` model's weights, or the directory itself."""
+    from nemolite.lightning import model_store
+
+    if not path.startswith(RUN_SCHEME):
+        return model_store.resolve_checkpoint(path, field)  # nemo://<repo id>, a model dir, a checkpoint
+    root = Path(path[len(RUN_SCHEME):])
+    versions = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: (d.stat().st_mtime, d.name),
+                      reverse=True) if root.is_dir() else []
+    for run_dir in [root, *versions]:
+        latest = ckdir.latest_complete(run_dir / ckdir.CKPT_SUBDIR)
+        if latest is not None:
+            return latest.path.absolute()
+    raise ConfigError(field, path, f"no complete checkpoint of a run under {root.absolute()}",
+                      "pretrain it first (e.g. `nemo llm pretrain --factory llama_tiny -y` in this "
+                      f"directory), or set {field}=<a checkpoint directory>")
 
 
 def finished_run(spec: AutoResume | None, log_spec: Any,
@@ -123,12 +148,12 @@ def _attach_restore(trainer: pl.Trainer, spec: AutoResume) -> None:
     from nemolite.lightning.callbacks.restore import RestoreWeights
 
     assert spec.restore_config is not None  # checked by the caller
-    path = model_store.resolve_checkpoint(spec.restore_config.path)  # nemo://<repo id>, a model dir
-    info = ckdir.check_integrity(path)
+    given = spec.restore_config.path
+    info = ckdir.check_integrity(resolve_restore_path(given))  # run://, nemo://<repo id>, a directory
     check_shards(info.path)
     # Later checkpoints of this run name the imported model's context (HF config, tokenizer), so
     # they export to Hugging Face as the model they started from.
     context = model_store.context_of(info.path)
     trainer.nemolite_model_context = str(context) if context else None  # type: ignore[attr-defined]
-    log.info("starting from the weights of %s (%s)", spec.restore_config.path, info.path)
+    log.info("starting from the weights of %s (%s)", given, info.path)
     trainer.callbacks.append(RestoreWeights(spec.restore_config, info.path))

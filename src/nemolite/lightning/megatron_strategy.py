@@ -89,6 +89,21 @@ class MegatronLightningStrategy(DDPStrategy):
             "rank": parallel_state.get_data_parallel_rank(),
         }
 
+    def _configure_launcher(self) -> None:
+        """No launcher for one process in a notebook: the run happens in the kernel's process.
+
+        lightning/pytorch/trainer/connectors/accelerator_connector.py refuses any strategy whose
+        launcher is not `is_interactive_compatible` inside Jupyter/IPython; DDP's script launcher
+        would start no child for one process anyway (it only sets the rendezvous variables, which
+        the process group's setup sets as well). Several processes still need a script
+        (`executor=torchrun`, or `run.Experiment` with a `LocalExecutor`).
+        """
+        super()._configure_launcher()
+        from lightning.fabric.utilities.imports import _IS_INTERACTIVE
+
+        if _IS_INTERACTIVE and self.num_processes * self.num_nodes == 1:
+            self._launcher = None
+
     def setup_distributed(self) -> None:
         """Starts the process group, patches megatron for CPU if needed, and initialises megatron's groups."""
         super().setup_distributed()

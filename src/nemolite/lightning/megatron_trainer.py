@@ -104,4 +104,17 @@ def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides:
     if not spec.enable_checkpointing:
         kwargs["enable_checkpointing"] = False
     kwargs.update(overrides)
+    _check_interactive(kwargs["devices"] * spec.num_nodes)
     return pl.Trainer(**kwargs)
+
+
+def _check_interactive(world_size: int) -> None:
+    """Several processes cannot start from a notebook's kernel: say which executor does it."""
+    from lightning.fabric.utilities.imports import _IS_INTERACTIVE
+
+    if _IS_INTERACTIVE and world_size > 1 and "LOCAL_WORLD_SIZE" not in os.environ:
+        raise ConfigError(
+            "trainer.devices", world_size, "processes cannot start from a notebook's kernel",
+            f"run it with an executor: run.run(recipe, executor=run.LocalExecutor(ntasks_per_node="
+            f"{world_size}, launcher='torchrun')), or train one process in the notebook",
+        )

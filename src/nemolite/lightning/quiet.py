@@ -29,6 +29,8 @@ WARNINGS = (
     (r"You're resuming from a checkpoint that ended before the epoch ended", "exact resume"),
     # lightning fabric slurm.py: a machine with Slurm installed that runs us without srun.
     (r"The `srun` command is available on your system but is not used", "srun hint"),
+    # lightning fit_loop.py: a short run (fewer steps than log_every_n_steps) logs at its end anyway.
+    (r"is smaller than the logging interval", "short run"),
     # torch.distributed.checkpoint utils: one-process saves are what we ask for.
     (r"torch.distributed is disabled, unavailable or uninitialized", "one-process save"),
 )

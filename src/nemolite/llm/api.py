@@ -8,6 +8,7 @@ No `from __future__ import annotations` here: nemo-run's help and parser read th
 annotations as objects.
 """
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -156,6 +157,9 @@ def _run(
     check_task(model=model, data=data, trainer=trainer, log=log, resume=resume, optim=optim)
     if mode == "fit" and (done := _finished_run(log, resume, trainer)) is not None:
         return done
+    if mode == "validate" and resume is not None:
+        # Validating a training recipe evaluates its run's latest checkpoint, the end one included.
+        resume = dataclasses.replace(resume, resume_past_end=True)
     if tokenizer in (None, "model"):
         from nemolite.llm.imported import use_imported_tokenizer
 
@@ -172,7 +176,9 @@ def _run(
         tokenizer=_tokenizer(tokenizer, model, data),
         peft=peft,
         mode=mode,
-        task_config=task_config(verb, **specs, **({"peft": peft} if peft is not None else {})),
+        # A validation run keeps the training run's recorded task (config.yaml) as it is.
+        task_config=None if mode == "validate" else task_config(
+            verb, **specs, **({"peft": peft} if peft is not None else {})),
     )
 
 

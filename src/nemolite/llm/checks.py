@@ -84,8 +84,13 @@ def check_paths(*, log: Any = None, resume: Any = None) -> None:
     _existing_non_directory("resume.resume_from_directory", getattr(resume, "resume_from_directory", None),
                             "point it at a run's checkpoints/ directory")
     restore = getattr(resume, "restore_config", None)
+    restore_path = getattr(restore, "path", None)
+    if isinstance(restore_path, str):
+        from nemolite.lightning.exp_resume import resolve_restore_path
+
+        restore_path = resolve_restore_path(restore_path)
     for field, value in (("resume.resume_from_path", getattr(resume, "resume_from_path", None)),
-                         ("resume.restore_config.path", getattr(restore, "path", None))):
+                         ("resume.restore_config.path", restore_path)):
         if value is not None and not Path(str(value)).is_dir():
             problem = "is a file, not a checkpoint directory" if Path(str(value)).exists() else "does not exist"
             raise ConfigError(field, str(value), problem,

@@ -7,7 +7,9 @@ up on the trainer, then fit (or validate).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,52 @@ def build_run(
     return pl_trainer, datamodule, module
 
 
+# What Lightning's one-process launch sets in os.environ (lightning/fabric/utilities/distributed.py
+# `_init_dist_connection`, the DDP launcher) and leaves there after the run.
+_DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK",
+              "LOCAL_WORLD_SIZE", "GROUP_RANK", "PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+
+
+@contextlib.contextmanager
+def _in_process_run() -> Iterator[None]:
+    """A run in a process that lives on (a notebook's kernel, a script training twice) leaves it
+    as it found it: the rendezvous variables (a job started later, e.g. by `run.Experiment`,
+    would inherit them and reuse the port of this run's still-listening store), the process
+    groups, and stdout/stderr (the run's console log tee). Launched ranks (torchrun, Slurm) exit
+    after their run and are left alone.
+    """
+    import os
+    import sys
+
+    launched = any(v in os.environ for v in ("TORCHELASTIC_RUN_ID", "SLURM_PROCID")) or "LOCAL_WORLD_SIZE" in os.environ
+    before = {name: os.environ.get(name) for name in _DIST_VARS}
+    streams = (sys.stdout, sys.stderr)
+    try:
+        yield
+    finally:
+        if not launched:
+            sys.stdout, sys.stderr = streams
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            _end_process_groups()
+
+
+def _end_process_groups() -> None:
+    import torch.distributed as dist
+
+    try:
+        from megatron.core import parallel_state
+
+        parallel_state.destroy_model_parallel()
+    except Exception:  # noqa: BLE001 - nothing to destroy
+        pass
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def run_training(
     *,
     model: Any,
@@ -83,21 +131,23 @@ def run_training(
     quiet_third_party()
     if mode not in MODES:
         raise UnknownChoiceError("mode", mode, MODES)
-    pl_trainer, datamodule, module = build_run(
-        model=model, data=data, trainer=trainer, optim=optim, tokenizer=tokenizer
-    )
-    if peft is not None:
-        peft_cb = peft.build() if hasattr(peft, "build") else peft
-        pl_trainer.callbacks.append(peft_cb)
-    log_dir = None
-    if log is not None and hasattr(log, "setup"):
-        log_dir = log.setup(pl_trainer, resume_if_exists=getattr(resume, "resume_if_exists", False), task_config=task_config)
-    if resume is not None and hasattr(resume, "setup"):
-        resume.setup(pl_trainer, module)
-    if mode == "fit":
-        pl_trainer.fit(module, datamodule=datamodule)
-    else:
-        pl_trainer.validate(module, datamodule=datamodule)
+    with _in_process_run():
+        pl_trainer, datamodule, module = build_run(
+            model=model, data=data, trainer=trainer, optim=optim, tokenizer=tokenizer
+        )
+        if peft is not None:
+            peft_cb = peft.build() if hasattr(peft, "build") else peft
+            pl_trainer.callbacks.append(peft_cb)
+        log_dir = None
+        if log is not None and hasattr(log, "setup"):
+            log_dir = log.setup(pl_trainer, resume_if_exists=getattr(resume, "resume_if_exists", False),
+                                task_config=task_config)
+        if resume is not None and hasattr(resume, "setup"):
+            resume.setup(pl_trainer, module)
+        if mode == "fit":
+            pl_trainer.fit(module, datamodule=datamodule)
+        else:
+            pl_trainer.validate(module, datamodule=datamodule)
     if log_dir is not None:
         return Path(log_dir)
     root = getattr(pl_trainer, "log_dir", None) or pl_trainer.default_root_dir
