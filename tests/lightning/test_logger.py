@@ -104,12 +104,19 @@ def test_resolved_recipe_is_written_as_yaml(tmp_path: Path) -> None:
     import yaml
 
     from nemolite.lightning.exp_records import config_yaml
+    from nemolite.llm.recipe_io import from_yaml
     from nemolite.recipes import llama_tiny
 
-    text = config_yaml(llama_tiny.pretrain_recipe())
+    recipe = llama_tiny.pretrain_recipe()
+    # Values no recipe default holds, so only a faithful record can give them back.
+    recipe.log.ckpt.every_n_train_steps, recipe.trainer.max_steps = 37, 123
+    recipe.model.config.num_layers = 3
+    text = config_yaml(recipe)
     parsed = yaml.safe_load(text)
     assert parsed["_target_"].endswith("pretrain")
-    assert parsed["log"]["ckpt"]["every_n_train_steps"] == 100
+    assert parsed["log"]["ckpt"]["every_n_train_steps"] == 37
+    # The whole record reads back (as `--yaml` does) into the very config that was written.
+    assert from_yaml(text) == recipe
 
 
 @pytest.mark.multiproc
