@@ -38,7 +38,6 @@ def test_library_does_not_import_recipes_or_executors() -> None:
 def test_recipes_and_executors_are_installed_under_nemolite() -> None:
     import nemolite.executors.local
     import nemolite.recipes.llama_tiny
-
     from nemolite.cli import plugins
 
     # The importable module is the repository's recipes/llama_tiny.py, the very module the
