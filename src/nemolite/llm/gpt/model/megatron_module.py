@@ -184,12 +184,6 @@ class MegatronGPTModule(pl.LightningModule):
             return
         from megatron.core.transformer.module import Float16Module
 
-        cp = self.strategy_spec.context_parallel_size
-        if cp > 1 and not mc.uses_transformer_engine(self.config):
-            # megatron-core's local DotProductAttention asserts context_parallel_size == 1.
-            raise ConfigError("trainer.strategy.context_parallel_size", cp,
-                              "context parallelism needs TransformerEngine's attention, not available here",
-                              "run on GPUs with `pip install nemolite[gpu]`, or set context_parallel_size=1")
         self.tf_config = mc.transformer_config(self.config, self.strategy_spec, self.precision_spec)
         torch.manual_seed(self.config.seed)
         tensor_parallel.model_parallel_cuda_manual_seed(self.config.seed)
