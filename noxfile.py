@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `benchmarks`, `docs`.
+"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `mutations`, `benchmarks`, `docs`.
 
 Every session installs the CPU build of torch first (`torch==2.13.0`), so that nothing pulls
 CUDA wheels on a CPU machine.
@@ -22,6 +22,13 @@ def tests(session: nox.Session) -> None:
     """The default test suite (CPU; multi-process and Slurm tests included)."""
     _install(session)
     session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def mutations(session: nox.Session) -> None:
+    """Each deliberate breakage in tests/mutations.toml must make its test fail (`--only NAME`)."""
+    _install(session)
+    session.run("python", "tests/mutations.py", *session.posargs)
 
 
 @nox.session

@@ -146,10 +146,19 @@ def test_patched_type_check_accepts_cpu_params(patched: None) -> None:
     assert p.type() == "torch.FloatTensor"  # the type-name shim is scoped to the call
 
 
-def test_set_cpu_threads_shares_cores() -> None:
+def test_set_cpu_threads_shares_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
     before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     try:
-        threads = cpu.set_cpu_threads(local_world_size=1000)
-        assert threads == 1 or "OMP_NUM_THREADS" in __import__("os").environ
+        assert cpu.set_cpu_threads(local_world_size=1) == cores
+        assert cpu.set_cpu_threads(local_world_size=2) == max(1, cores // 2)
+        assert cpu.set_cpu_threads(local_world_size=1000) == 1
+        # The user's OMP_NUM_THREADS wins: nothing is changed.
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        torch.set_num_threads(3)
+        assert cpu.set_cpu_threads(local_world_size=1000) == 3
     finally:
         torch.set_num_threads(before)

@@ -141,8 +141,12 @@ def test_llama3_8b_maps_to_megatron_transformer_config() -> None:
 
 
 def test_gpt_model_spec_is_positional_like_nemo() -> None:
-    model = GPTModel(LlamaTinyConfig(), None)
-    assert model.config.num_query_groups == 4 and model.optim is None
+    # NeMo 2.0: GPTModel(config, optim=None, tokenizer=None, ...); the built module keeps both.
+    config, optim = LlamaTinyConfig(num_layers=3), MegatronOptimizerModule(OptimizerConfig(lr=1e-4))
+    model = GPTModel(config, optim)
+    assert model.config is config and model.optim is optim and model.tokenizer is None
+    module = model.build()
+    assert module.config is config and module.optim is optim
 
 
 def test_devices_reconciled_with_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,9 +104,12 @@ LAYOUTS: dict[str, tuple[int, int, int | None, int, int, int, bool, bool]] = {
 }
 MOE_MODES = {"ref_moe", "ep2", "ep2_tp2_sp"}
 
-UNSUPPORTED = {
-    "cp2": "context parallelism needs TransformerEngine's attention (megatron-core's local "
-    "DotProductAttention asserts context_parallel_size == 1), and TE has no CPU build",
+# Modes that must be refused on CPU, with a one-line error naming the field (mode -> its words).
+REFUSED_ON_CPU = {
+    # megatron-core's local DotProductAttention asserts context_parallel_size == 1; CP needs TE's
+    # attention, which has no CPU build. The CP data path is checked against megatron's own
+    # slicing in tests/llm/gpt/model/test_context_parallel.py.
+    "cp2": ["trainer.strategy.context_parallel_size=2", "TransformerEngine"],
 }
 
 
@@ -133,6 +136,8 @@ def _selected_modes(request: pytest.FixtureRequest) -> set[str]:
             modes |= {"ref_dense", "ref_moe"}
         elif mode in ALL:
             modes |= {mode, RESUMES_FROM.get(mode, mode), ALL[mode][0]}
+        elif mode in REFUSED_ON_CPU:
+            modes.add(mode)
     return modes
 
 
@@ -141,8 +146,9 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """Runs the selected modes only (`-k tp2` launches the references and tp2, not every layout)."""
     out = tmp_path_factory.mktemp("engine_parallel")
     wanted = _selected_modes(request)
-    results = _launch(out, 1, [m for m in ("ref_dense", "ref_moe") if m in wanted])
-    two = [m for m in list(EXPECTED) + list(RESUMED) if m in wanted]
+    refs = [m for m in ("ref_dense", "ref_moe") if m in wanted]
+    results = _launch(out, 1, refs) if refs else {}
+    two = [m for m in list(EXPECTED) + list(RESUMED) + list(REFUSED_ON_CPU) if m in wanted]
     four = [m for m in EXPECTED_4 if m in wanted]
     if two:
         results |= _launch(out, 2, two)
@@ -211,6 +217,8 @@ def test_checkpoint_reshards_and_resumes(runs: dict[str, Any], mode: str) -> Non
     assert got == pytest.approx(want, rel=rtol, abs=0.0), f"{mode} beyond tolerance ({why})"
 
 
-@pytest.mark.parametrize("mode", list(UNSUPPORTED))
-def test_unsupported_on_cpu(mode: str) -> None:
-    pytest.skip(UNSUPPORTED[mode])
+@pytest.mark.parametrize("mode", list(REFUSED_ON_CPU))
+def test_refused_on_cpu_with_a_one_line_error(runs: dict[str, Any], mode: str) -> None:
+    error = runs[mode].get("error", "")
+    assert error.startswith("ConfigError: "), runs[mode].get("trace", runs[mode])
+    assert all(words in error for words in REFUSED_ON_CPU[mode]) and "\n" not in error, error

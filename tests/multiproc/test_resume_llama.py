@@ -7,7 +7,8 @@ until it finishes, and compare the per-step losses in `train_metrics.jsonl` with
 run's.
 
     python test_resume_llama.py RUN_DIR MAX_STEPS EVERY_N
-    (env: TP, PP, ASYNC, HIDDEN, KILL_AT, KILL_IN_SAVE_AT, SIGTERM_AT, RESTORE_FROM)
+    (env: TP, PP, ASYNC, HIDDEN, KILL_AT, KILL_BEFORE_PUBLISH_AT, KILL_IN_ASYNC_WRITE_AT,
+     SIGTERM_AT, RESTORE_FROM)
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ def main(run_dir: str, max_steps: int, every_n: int) -> None:
 
         def __init__(self) -> None:
             self.steps = [int(s) for s in os.environ.get("KILL_AT", "").split(",") if s]
-            self.in_save = int(os.environ.get("KILL_IN_SAVE_AT", "0") or 0)
 
         def _once(self, trainer: pl.Trainer, tag: str) -> bool:
             flag = Path(run_dir) / f"killed_{tag}_{trainer.global_step}_rank{trainer.global_rank}"
@@ -68,12 +68,11 @@ def main(run_dir: str, max_steps: int, every_n: int) -> None:
                     and self._once(trainer, "sigterm")):
                 os.kill(os.getpid(), signal.SIGTERM)
 
-        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:  # noqa: ANN001
-            # Called while the checkpoint dict is assembled, before the files are complete.
-            if trainer.global_step == self.in_save and self._once(trainer, "in_save"):
-                (Path(run_dir) / "checkpoints").mkdir(parents=True, exist_ok=True)
-                os.kill(os.getpid(), signal.SIGKILL)
 
+    if os.environ.get("KILL_BEFORE_PUBLISH_AT"):
+        kill_before_publish(Path(run_dir), int(os.environ["KILL_BEFORE_PUBLISH_AT"]))
+    if os.environ.get("KILL_IN_ASYNC_WRITE_AT"):
+        kill_in_async_write(Path(run_dir), int(os.environ["KILL_IN_ASYNC_WRITE_AT"]))
     tp, pp = int(os.environ.get("TP", "1")), int(os.environ.get("PP", "1"))
     recipe = run.Partial(
         llm.pretrain,
@@ -98,6 +97,46 @@ def main(run_dir: str, max_steps: int, every_n: int) -> None:
                           if os.environ.get("RESTORE_FROM") else None),
     )
     fdl.build(recipe)()
+
+
+def kill_before_publish(run_dir: Path, step: int) -> None:
+    """SIGKILLs global rank 0 (once) when every rank has written checkpoint `step`'s shards, just
+    before it would publish them (nemolite.lightning.exp_ckpt_dir.publish): a torn checkpoint.
+
+    What was on disk is recorded in `torn_<step>.json` (file name -> bytes) for the test.
+    """
+    from nemolite.lightning import exp_ckpt_dir as ckdir
+
+    real = ckdir.publish
+
+    def publish(tmp: Path, final: Path, meta: dict) -> Path:
+        record = run_dir / f"torn_{step}.json"
+        if f"step={step}-" in final.name and not record.exists():
+            record.write_text(json.dumps({f.name: f.stat().st_size for f in tmp.iterdir()}))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(tmp, final, meta)
+
+    ckdir.publish = publish
+
+
+def kill_in_async_write(run_dir: Path, step: int) -> None:
+    """SIGKILLs every rank (once) right after it handed checkpoint `step` to the async writer.
+
+    `in_async_write_<step>_rank<r>.json` records how many writes were still unfinished then.
+    """
+    from nemolite.lightning.megatron_strategy import MegatronLightningStrategy
+
+    real = MegatronLightningStrategy.save_checkpoint
+
+    def save_checkpoint(self, checkpoint: dict, filepath: str, storage_options: object = None) -> None:  # noqa: ANN001
+        real(self, checkpoint, filepath, storage_options)
+        record = run_dir / f"in_async_write_{step}_rank{self.global_rank}.json"
+        if f"step={step}-" in Path(filepath).name and not record.exists():
+            pending = self._async_queue.get_num_unfinalized_calls() if self._async_queue else 0
+            record.write_text(json.dumps({"unfinished_writes": pending}))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    MegatronLightningStrategy.save_checkpoint = save_checkpoint
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -170,24 +209,37 @@ def tagged(tag: str) -> list[int]:
 
 
 def run_until_done(run_dir: Path, steps: int, every: int, nproc: int = 1, tries: int = 5,
-                   **env: str) -> list[int]:
-    """The same command again and again until it exits 0; returns every attempt's exit code."""
-    codes = []
+                   **env: str) -> list[subprocess.CompletedProcess]:
+    """The same command again and again until it exits 0; returns every attempt."""
+    procs = []
     for _ in range(tries):
         proc = launch(run_dir, steps, every, nproc, **env)
-        codes.append(proc.returncode)
+        procs.append(proc)
         if proc.returncode == 0:
-            return codes
+            return procs
         if proc.returncode not in (-9, 1, 137):  # anything but our SIGKILL is a real failure
             raise AssertionError(proc.stdout[-6000:])
-    raise AssertionError(f"no success after {tries} tries: {codes}")
+    raise AssertionError(f"no success after {tries} tries: {[p.returncode for p in procs]}")
+
+
+def resumed_from(proc: subprocess.CompletedProcess) -> str:
+    """The checkpoint an attempt resumed from, as its log names it."""
+    return [ln for ln in proc.stdout.splitlines() if "INFO] resuming from" in ln][0]
+
+
+def assert_torn_and_skipped(run_dir: Path, step: int, resumed: subprocess.CompletedProcess) -> None:
+    """Checkpoint `step` had its shards on disk when the kill struck, and the restart skipped it."""
+    torn = json.loads((run_dir / f"torn_{step}.json").read_text())
+    shards = [n for n, size in torn.items() if n.endswith(".distcp") and size > 0]
+    assert shards and "metadata.json" in torn, torn  # written, just not published
+    assert f"step={step}-" not in resumed_from(resumed), resumed_from(resumed)
 
 
 def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     assert launch(ref, 6, 2).returncode == 0
-    killed, kills = tmp_path / "killed", {"KILL_AT": "3", "KILL_IN_SAVE_AT": "4"}
-    first = launch(killed, 6, 2, **kills)
+    killed = tmp_path / "killed"
+    first = launch(killed, 6, 2, KILL_AT="3")
     assert first.returncode == -9  # killed at step 3: step 2 is saved
     assert first.leftovers == []  # megatron's checkpoint writer died with it (resil_writer_queue)
     # The same run dir with a wider model: one line naming the checkpoint, before any training.
@@ -196,8 +248,12 @@ def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path)
     last = [line for line in proc.stdout.splitlines() if "DataFileError" in line][-1]
     assert "different model shape" in last and "hidden_size 64 vs 32" in last
     assert str(killed / "checkpoints") in last
-    # Killed inside the save of step 4 (resumes from 2 again), then runs to the end.
-    assert run_until_done(killed, 6, 2, **kills) == [-9, 0]
+    # Killed after step 4's shards were written, before they were published: the restart skips
+    # the torn checkpoint, resumes from step 2 again, and runs to the end on the same curve.
+    procs = run_until_done(killed, 6, 2, KILL_AT="3", KILL_BEFORE_PUBLISH_AT="4")
+    assert [p.returncode for p in procs] == [-9, 0]
+    assert_torn_and_skipped(killed, 4, procs[1])
+    assert "step=2-" in resumed_from(procs[1])
     assert losses(killed) == losses(ref)
     assert len(losses(ref)) == 6
     ckpts = sorted(p.name for p in (killed / "checkpoints").iterdir())
@@ -212,8 +268,24 @@ def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str
     ref = tmp_path / "ref"
     assert launch(ref, 6, 2, nproc=2, **layout).returncode == 0
     killed = tmp_path / "killed"
-    codes = run_until_done(killed, 6, 2, nproc=2, KILL_AT="3", KILL_IN_SAVE_AT="4", **layout)
-    assert len(codes) == 3 and codes[-1] == 0, codes
+    if "ASYNC" in layout:
+        # Killed while the async writer still writes step 4 (resume from 2), then before step 6
+        # is published (resume from 4).
+        kills = {"KILL_IN_ASYNC_WRITE_AT": "4", "KILL_BEFORE_PUBLISH_AT": "6"}
+    else:
+        kills = {"KILL_BEFORE_PUBLISH_AT": "4"}
+    procs = run_until_done(killed, 6, 2, nproc=2, KILL_AT="3", **kills, **layout)
+    assert procs[-1].returncode == 0 and len(procs) == (4 if "ASYNC" in layout else 3)
+    if "ASYNC" in layout:
+        for rank in (0, 1):
+            record = json.loads((killed / f"in_async_write_4_rank{rank}.json").read_text())
+            assert record["unfinished_writes"] >= 1, record
+        assert "step=2-" in resumed_from(procs[2])
+        assert_torn_and_skipped(killed, 6, procs[3])
+        assert "step=4-" in resumed_from(procs[3])
+    else:
+        assert_torn_and_skipped(killed, 4, procs[2])
+        assert "step=2-" in resumed_from(procs[2])
     assert losses(killed) == losses(ref)
     assert len(losses(ref)) == 6
 

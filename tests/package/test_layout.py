@@ -38,8 +38,12 @@ def test_library_does_not_import_recipes_or_executors() -> None:
 def test_recipes_and_executors_are_installed_under_nemolite() -> None:
     import nemolite.executors.local
     import nemolite.recipes.llama_tiny
+    from nemolite.cli import plugins
 
-    assert nemolite.recipes.llama_tiny.NAME == "llama_tiny"
+    # The importable module is the repository's recipes/llama_tiny.py, the very module the
+    # `nemolite.recipes` entry point resolves to.
+    assert Path(nemolite.recipes.llama_tiny.__file__).parent.name == "recipes"
+    assert plugins.recipe_module("llama_tiny") is nemolite.recipes.llama_tiny
     assert Path(nemolite.executors.local.__file__).parent.name == "executors"
 
 

@@ -102,16 +102,18 @@ def test_sentencepiece_trains_loads_and_round_trips(tmp_path):
     assert str(bad) in str(err.value)
 
 
-def test_auto_tokenizer_without_transformers_says_how_to_install():
-    pytest.importorskip("nemolite")  # always present; keeps the skip below explicit
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match=r"nemolite\[hf\]"):
-            AutoTokenizer(pretrained_model_name="gpt2").build()
-    else:
-        with pytest.raises(DataFileError):
-            AutoTokenizer(pretrained_model_name="/nonexistent/dir").build()
+def test_auto_tokenizer_without_transformers_says_how_to_install(monkeypatch):
+    # Runs whether or not transformers is installed: None in sys.modules makes `import
+    # transformers` raise ImportError, as on a machine without it.
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ConfigError, match=r"nemolite\[hf\]"):
+        AutoTokenizer(pretrained_model_name="gpt2").build()
+
+
+def test_auto_tokenizer_from_a_missing_directory_is_a_file_error():
+    pytest.importorskip("transformers", reason="needs the hf extra (transformers)")
+    with pytest.raises(DataFileError):
+        AutoTokenizer(pretrained_model_name="/nonexistent/dir").build()
 
 
 def test_cli_factories_resolve_by_name():

@@ -45,6 +45,44 @@ def slice_for_context_parallel(batch: dict[str, torch.Tensor]) -> dict[str, torc
     return out
 
 
+def _pack_boundaries(batch: dict[str, torch.Tensor], row: int) -> torch.Tensor:
+    """Row `row`'s cu_seqlens without the padding after its last entry (`cu_seqlens_argmin`)."""
+    cu = batch["cu_seqlens"][row].view(-1)
+    argmin = batch.get("cu_seqlens_argmin")
+    n = int(argmin[row].view(-1)[0]) if argmin is not None else int(torch.argmin(cu))
+    return cu[:n]
+
+
+def packed_attention(batch: dict[str, torch.Tensor], *, transformer_engine: bool) -> dict[str, Any]:
+    """Keyword arguments for megatron's GPTModel that keep attention inside each example of a pack.
+
+    TransformerEngine's attention reads the pack's `cu_seqlens` (PackedSeqParams, "thd", as NeMo
+    passes them; micro-batches of one pack). megatron-core's local DotProductAttention asserts
+    `packed_seq_params is None`, but applies a given boolean mask (True = hidden) instead of its
+    own causal one (fusions/fused_softmax.py, forward_torch_softmax): a block-diagonal causal mask.
+    RoPE's positions then run on across the pack, which changes no score: RoPE is relative.
+    """
+    if "cu_seqlens" not in batch:
+        return {}
+    if transformer_engine:
+        from megatron.core.packed_seq_params import PackedSeqParams
+
+        cu = _pack_boundaries(batch, 0).to(torch.int32)
+        longest = int((cu[1:] - cu[:-1]).max())
+        return {"packed_seq_params": PackedSeqParams(
+            cu_seqlens_q=cu, cu_seqlens_kv=cu, max_seqlen_q=longest, max_seqlen_kv=longest,
+            qkv_format="thd")}
+    tokens = batch["tokens"]
+    seq = tokens.shape[1]
+    pos = torch.arange(seq, device=tokens.device)
+    causal = pos[None, :] <= pos[:, None]
+    masks = []
+    for row in range(tokens.shape[0]):
+        example = torch.bucketize(pos, _pack_boundaries(batch, row)[1:].to(pos), right=True)
+        masks.append(~(causal & (example[:, None] == example[None, :])))
+    return {"attention_mask": torch.stack(masks)[:, None]}  # [b, 1, s, s]
+
+
 def masked_token_loss(
     loss_mask: torch.Tensor, output_tensor: torch.Tensor, *, per_token: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -182,8 +220,10 @@ class MegatronGPTModule(pl.LightningModule):
     def _forward_step(self, data_iterator: Iterator, model: torch.nn.Module) -> tuple[Any, Any]:
         batch = next(data_iterator)
         batch = slice_for_context_parallel({k: v.to(self.device) for k, v in batch.items()})
+        packed = packed_attention(batch, transformer_engine=mc.uses_transformer_engine(self.config))
+        attention_mask = packed.pop("attention_mask", None)
         output = model(
-            batch["tokens"], batch["position_ids"], None, labels=batch["labels"]
+            batch["tokens"], batch["position_ids"], attention_mask, labels=batch["labels"], **packed
         )
         per_token = bool(self.tf_config.calculate_per_token_loss)
         return output, functools.partial(masked_token_loss, batch["loss_mask"], per_token=per_token)
