@@ -23,6 +23,7 @@ from nemolite.cli import plugins
 from nemolite.cli.overrides import parse_task, split_executor_args
 from nemolite.errors import NemoliteError, one_line
 
+_CHECKED = ("model", "data", "trainer", "log", "resume", "optim")
 _FACTORY_HELP = "Recipe to start from (`--factory llama3_8b` or `--factory 'llama3_8b(num_nodes=2)'`): "
 
 
@@ -36,6 +37,14 @@ class NemoliteRunContext(RunContext):
 
     executor_name: str | None = None
     verbose: bool = False
+    # Where `--factory` names come from; `nemo asr`'s context (nemolite.asr.cli) reads the ASR group.
+    recipe_group: str = plugins.RECIPE_GROUP
+
+    def check_specs(self, specs: dict[str, Any], on_this_machine: bool) -> None:
+        """The verb's checks of its built arguments before launch (LLM: layout, batches, files)."""
+        from nemolite.llm.checks import check_task
+
+        check_task(**{k: v for k, v in specs.items() if k in _CHECKED}, on_this_machine=on_this_machine)
 
     @classmethod
     def cli_command(  # noqa: PLR0913 - mirrors nemo-run's signature, which calls it
@@ -51,8 +60,8 @@ class NemoliteRunContext(RunContext):
         is_main: bool = False,
         cmd_defaults: dict[str, Any] | None = None,
     ) -> Callable:
-        factory_help = _FACTORY_HELP + ", ".join(plugins.recipe_names())
-        plugins.load_all_recipes()  # registers the recipes' factories: `--factory X`, `model=X`
+        factory_help = _FACTORY_HELP + ", ".join(plugins.recipe_names(cls.recipe_group))
+        plugins.load_all_recipes(cls.recipe_group)  # registers `--factory X`, `model=X`
 
         @parent.command(
             name,

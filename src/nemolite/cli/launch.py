@@ -14,7 +14,6 @@ from rich.syntax import Syntax
 
 from nemolite.cli import plugins
 from nemolite.errors import ConfigError, NemoliteError
-from nemolite.llm.checks import check_task
 from nemolite.llm.recipe_io import to_yaml
 
 if TYPE_CHECKING:
@@ -27,11 +26,11 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
     executor_module = plugins.executor_module(ctx.executor_name) if ctx.executor_name else None
     # Remote executors run on other hardware: skip this machine's GPU and device-count checks.
     here = executor_module is None or not getattr(executor_module, "REMOTE", True)
-    specs = {k: v for k, v in built.keywords.items() if k in _CHECKED}
+    specs = dict(built.keywords)
     # A dry run inspects a task that may be meant for other hardware: hardware problems are a note.
-    check_task(**specs, on_this_machine=here and not ctx.dryrun)
-    hardware_note = _hardware_problem(specs) if here and ctx.dryrun else None
-    if executor_module is not None:
+    ctx.check_specs(specs, on_this_machine=here and not ctx.dryrun)
+    hardware_note = _hardware_problem(ctx, specs) if here and ctx.dryrun else None
+    if executor_module is not None and "trainer" in built.keywords:
         check_executor(executor_module, ctx.executor, built.keywords["trainer"], ctx.executor_name)
     if ctx.to_yaml:
         _write_atomically(Path(ctx.to_yaml), to_yaml(task))
@@ -48,12 +47,9 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
     _launch(ctx, task, console)
 
 
-_CHECKED = ("model", "data", "trainer", "log", "resume", "optim")
-
-
-def _hardware_problem(specs: dict[str, Any]) -> str | None:
+def _hardware_problem(ctx: NemoliteRunContext, specs: dict[str, Any]) -> str | None:
     try:
-        check_task(**specs, on_this_machine=True)
+        ctx.check_specs(specs, on_this_machine=True)
     except ConfigError as error:
         return str(error)
     return None

@@ -15,6 +15,9 @@ from types import ModuleType
 from nemolite.errors import UnknownChoiceError
 
 RECIPE_GROUP = "nemolite.recipes"
+# ASR recipes have their own group, so `nemo llm` lists (and the LLM recipe checks walk) only LLM
+# recipes; `nemo asr` reads this one.
+ASR_RECIPE_GROUP = "nemolite.asr_recipes"
 EXECUTOR_GROUP = "nemolite.executors"
 
 
@@ -23,9 +26,9 @@ def _entry_points(group: str) -> dict[str, str]:
     return {ep.name: ep.value for ep in metadata.entry_points(group=group)}
 
 
-def recipe_names() -> list[str]:
-    """Names of the installed recipes (`llama3_8b`, ...), sorted."""
-    return sorted(_entry_points(RECIPE_GROUP))
+def recipe_names(group: str = RECIPE_GROUP) -> list[str]:
+    """Names of the installed recipes of `group` (`llama3_8b`, ...), sorted."""
+    return sorted(_entry_points(group))
 
 
 def executor_names() -> list[str]:
@@ -33,9 +36,9 @@ def executor_names() -> list[str]:
     return sorted(_entry_points(EXECUTOR_GROUP))
 
 
-def recipe_module(name: str, field: str = "--factory") -> ModuleType:
+def recipe_module(name: str, field: str = "--factory", group: str = RECIPE_GROUP) -> ModuleType:
     """Imports the recipe module `name`; an unknown name is a one-line error listing the recipes."""
-    modules = _entry_points(RECIPE_GROUP)
+    modules = _entry_points(group)
     if name not in modules:
         raise UnknownChoiceError(field, name, modules, what="recipe")
     return importlib.import_module(modules[name])
@@ -49,7 +52,7 @@ def executor_module(name: str) -> ModuleType:
     return importlib.import_module(modules[name])
 
 
-def load_all_recipes() -> None:
+def load_all_recipes(group: str = RECIPE_GROUP) -> None:
     """Imports every recipe module so their nemo-run factories are registered (`--factory X`)."""
-    for name in recipe_names():
-        recipe_module(name)
+    for name in recipe_names(group):
+        recipe_module(name, group=group)
