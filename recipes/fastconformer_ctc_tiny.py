@@ -5,7 +5,7 @@ trainer.devices=2`), fp32. The encoder is FastConformer's (8x depthwise-striding
 relative-position attention, convolution module with batch norm) at 4 layers of width 96, with
 a 128-piece BPE vocabulary: with 8x subsampling there are 12.5 output frames per second, fewer
 than the characters of English speech, so a character vocabulary would leave CTC no alignment.
-The data is the eSpeak NG speech set (`nemolite.asr.data.speech_set`), made at first use, 60 s
+The data is the eSpeak NG speech set (`nemolite.asr.data.speech_set`), made at first use, 30 s
 of audio per batch.
 """
 
@@ -25,7 +25,7 @@ def model() -> run.Config:
     return fc.model("tiny", lr=2e-3, warmup_steps=100, min_lr=1e-4, time_masks=2)
 
 
-def data(max_batch_seconds: float = 60.0) -> run.Config:
+def data(max_batch_seconds: float = 30.0) -> run.Config:
     return run.Config(asr.AudioToTextDataModule, max_batch_seconds=max_batch_seconds)
 
 

@@ -47,6 +47,8 @@ def corpus_sentences(min_words: int = 3, max_words: int = 10) -> list[str]:
                     continue
                 words = re.sub(r"[^a-z' ]+", " ", raw.lower().replace("\u2019", "'")).split()
                 words = [w.strip("'") for w in words if w.strip("'")]
+                if any(len(w) == 1 and w not in ("a", "i", "o") for w in words):
+                    continue  # dictionary fragments ("frying pan n"), not sentences
                 sentence = " ".join(words)
                 if min_words <= len(words) <= max_words and sentence not in seen:
                     seen.add(sentence)
