@@ -24,7 +24,7 @@ import re
 import shutil
 from pathlib import Path
 
-VERSION = 1
+VERSION = 2
 TRAIN_SENTENCES = 800
 TEST_SENTENCES = 80
 VOCAB_SIZE = 128
