@@ -93,6 +93,10 @@ def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides:
     }
     if plain_ddp and spec.gradient_clip_val is not None:
         kwargs["gradient_clip_val"] = spec.gradient_clip_val
+    if plain_ddp and isinstance(spec.val_check_interval, int):
+        # Speech epochs are short: an integer interval counts steps across epochs (Lightning does
+        # that only with check_val_every_n_epoch=None, which PASSTHROUGH cannot express).
+        kwargs["check_val_every_n_epoch"] = spec.check_val_every_n_epoch
     kwargs.update({k: getattr(spec, k) for k in PASSTHROUGH if getattr(spec, k) is not None})
     if not spec.enable_checkpointing:
         kwargs["enable_checkpointing"] = False
