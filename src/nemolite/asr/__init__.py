@@ -3,7 +3,8 @@
 NeMo's names: `asr.EncDecCTCModel`, `asr.EncDecCTCModelBPE`, `asr.ASRModel.restore_from(path)`,
 the modules NeMo's configs name (`asr.AudioToMelSpectrogramPreprocessor`, `asr.ConformerEncoder`,
 ...), `asr.CTCLoss` and `asr.word_error_rate`. Everything here loads on first use, so importing
-the namespace (or building an ASR recipe) does not import torch or lightning.
+the namespace does not import torch or lightning; the verbs (`asr.train`, `asr.transcribe`, ...)
+and building an ASR recipe import nemo-run (which imports torch) but not Lightning.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "train": "nemolite.asr.api",
+    "finetune": "nemolite.asr.api",
+    "transcribe": "nemolite.asr.api",
+    "evaluate": "nemolite.asr.api",
+    "tokenizer": "nemolite.asr.api",
+    "FastConformerCTC": "nemolite.asr.models.spec",
+    "AudioToTextDataModule": "nemolite.asr.data.module",
+    "WERProgressBar": "nemolite.asr.progress",
     "ASRModel": "nemolite.asr.models.base",
     "EncDecCTCModel": "nemolite.asr.models.ctc",
     "EncDecCTCModelBPE": "nemolite.asr.models.ctc_bpe",

@@ -28,6 +28,7 @@ from nemolite.errors import NemoliteError, one_line
 # then (executors/_local_cancel.py: cancelling a local job started by another process).
 plugins.load_all_executors()
 
+_CHECKED = ("model", "data", "trainer", "log", "resume", "optim")
 _FACTORY_HELP = "Recipe to start from (`--factory llama3_8b` or `--factory 'llama3_8b(num_nodes=2)'`): "
 
 
@@ -57,6 +58,18 @@ class NemoliteRunContext(RunContext):
 
     executor_name: str | None = None
     verbose: bool = False
+    # Where `--factory` names come from; `nemo asr`'s context (nemolite.asr.cli) reads the ASR group.
+    recipe_group: str = plugins.RECIPE_GROUP
+
+    def check_specs(self, specs: dict[str, Any], on_this_machine: bool, paths_here: bool | None = None) -> None:
+        """The verb's checks of its built arguments before launch (LLM: layout, batches, files).
+
+        `paths_here`: the task's paths are on this machine's filesystem (default: on_this_machine).
+        """
+        from nemolite.llm.checks import check_task
+
+        check_task(**{k: v for k, v in specs.items() if k in _CHECKED}, on_this_machine=on_this_machine,
+                   paths_here=paths_here)
 
     @classmethod
     def cli_command(  # noqa: PLR0913 - mirrors nemo-run's signature, which calls it
@@ -72,8 +85,8 @@ class NemoliteRunContext(RunContext):
         is_main: bool = False,
         cmd_defaults: dict[str, Any] | None = None,
     ) -> Callable:
-        factory_help = _FACTORY_HELP + ", ".join(plugins.recipe_names())
-        plugins.load_all_recipes()  # registers the recipes' factories: `--factory X`, `model=X`
+        factory_help = _FACTORY_HELP + ", ".join(plugins.recipe_names(cls.recipe_group))
+        plugins.load_all_recipes(cls.recipe_group)  # registers `--factory X`, `model=X`
 
         @parent.command(
             name,

@@ -15,7 +15,6 @@ from rich.syntax import Syntax
 
 from nemolite.cli import plugins
 from nemolite.errors import ConfigError, NemoliteError
-from nemolite.llm.checks import check_task
 from nemolite.llm.recipe_io import to_yaml
 
 if TYPE_CHECKING:
@@ -33,14 +32,14 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
     executor_module = plugins.executor_module(ctx.executor_name) if ctx.executor_name else None
     # Remote executors run on other hardware: skip this machine's GPU and device-count checks.
     here = executor_module is None or not getattr(executor_module, "REMOTE", True)
-    specs = {k: v for k, v in built.keywords.items() if k in _CHECKED}
+    specs = dict(built.keywords)
     own_check = getattr(task.__fn_or_cls__, "nemolite_check", None)  # verbs without a model spec
     if own_check is not None:
         own_check(**built.keywords)
     else:
         # A dry run inspects a task that may be meant for other hardware: hardware problems are a note.
-        check_task(**specs, on_this_machine=here and not ctx.dryrun, paths_here=here)
-    hardware_note = _hardware_problem(specs) if here and ctx.dryrun and own_check is None else None
+        ctx.check_specs(specs, on_this_machine=here and not ctx.dryrun, paths_here=here)
+    hardware_note = _hardware_problem(ctx, specs) if here and ctx.dryrun and own_check is None else None
     trainer = built.keywords.get("trainer")  # verbs such as generate have none
     if executor_module is not None and ctx.executor_name is not None and trainer is not None:
         check_executor(executor_module, ctx.executor, trainer, ctx.executor_name,
@@ -73,9 +72,6 @@ def _execute_plain(ctx: NemoliteRunContext, built: Any, describe: Any, console: 
     console.print(f"done: {result}", markup=False, highlight=False)
 
 
-_CHECKED = ("model", "data", "trainer", "log", "resume", "optim")
-
-
 def check_required(task: nemo_run.Partial) -> None:
     """Every argument the verb needs is given (`validate model=llama_tiny data=bundled` has no trainer)."""
     fn = task.__fn_or_cls__
@@ -90,9 +86,9 @@ def check_required(task: nemo_run.Partial) -> None:
         )
 
 
-def _hardware_problem(specs: dict[str, Any]) -> str | None:
+def _hardware_problem(ctx: NemoliteRunContext, specs: dict[str, Any]) -> str | None:
     try:
-        check_task(**specs, on_this_machine=True)
+        ctx.check_specs(specs, on_this_machine=True)
     except ConfigError as error:
         return str(error)
     return None

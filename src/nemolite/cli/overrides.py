@@ -55,7 +55,7 @@ def parse_task(ctx: Any, fn: Callable, args: list[str]) -> run.Partial:
             apply_override(task, arg)
         return task
     if ctx.factory:
-        _check_factory_name(ctx.factory)
+        _check_factory_name(ctx.factory, getattr(ctx, "recipe_group", None))
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             task = ctx.parse_fn(fn, [])
@@ -88,12 +88,13 @@ def _load_yaml(path: str, fn: Callable, factory: str | None) -> run.Partial:
     return task
 
 
-def _check_factory_name(factory: str) -> None:
+def _check_factory_name(factory: str, group: str | None = None) -> None:
     from nemolite.cli import plugins
 
+    names = plugins.recipe_names(group or plugins.RECIPE_GROUP)
     name = factory.split("(", 1)[0].strip()
-    if "." not in name and name not in plugins.recipe_names():
-        raise UnknownChoiceError("--factory", name, plugins.recipe_names(), what="recipe")
+    if "." not in name and name not in names:
+        raise UnknownChoiceError("--factory", name, names, what="recipe")
 
 
 def apply_override(task: fdl.Buildable, arg: str) -> None:

@@ -18,6 +18,9 @@ from typing import Any
 from nemolite.errors import UnknownChoiceError
 
 RECIPE_GROUP = "nemolite.recipes"
+# ASR recipes have their own group, so `nemo llm` lists (and the LLM recipe checks walk) only LLM
+# recipes; `nemo asr` reads this one.
+ASR_RECIPE_GROUP = "nemolite.asr_recipes"
 EXECUTOR_GROUP = "nemolite.executors"
 
 
@@ -26,9 +29,9 @@ def _entry_points(group: str) -> dict[str, str]:
     return {ep.name: ep.value for ep in metadata.entry_points(group=group)}
 
 
-def recipe_names() -> list[str]:
-    """Names of the installed recipes (`llama3_8b`, ...), sorted."""
-    return sorted(_entry_points(RECIPE_GROUP))
+def recipe_names(group: str = RECIPE_GROUP) -> list[str]:
+    """Names of the installed recipes of `group` (`llama3_8b`, ...), sorted."""
+    return sorted(_entry_points(group))
 
 
 def executor_names() -> list[str]:
@@ -36,9 +39,9 @@ def executor_names() -> list[str]:
     return sorted(_entry_points(EXECUTOR_GROUP))
 
 
-def recipe_module(name: str, field: str = "--factory") -> ModuleType:
+def recipe_module(name: str, field: str = "--factory", group: str = RECIPE_GROUP) -> ModuleType:
     """Imports the recipe module `name`; an unknown name is a one-line error listing the recipes."""
-    modules = _entry_points(RECIPE_GROUP)
+    modules = _entry_points(group)
     if name not in modules:
         raise UnknownChoiceError(field, name, modules, what="recipe")
     return importlib.import_module(modules[name])
@@ -65,16 +68,16 @@ def load_all_executors() -> None:
             continue
 
 
-def load_all_recipes() -> None:
-    """Imports every recipe module so their nemo-run factories are registered (`--factory X`).
+def load_all_recipes(group: str = RECIPE_GROUP) -> None:
+    """Imports every recipe module of `group` so their nemo-run factories are registered (`--factory X`).
 
-    A recipe module registers its `pretrain_recipe` for `llm.pretrain`; the same recipe also
+    An LLM recipe module registers its `pretrain_recipe` for `llm.pretrain`; the same recipe also
     serves `nemo llm train` and `nemo llm validate` (NeMo's `llm.validate` on a training recipe
     evaluates its run's latest checkpoint), so it is registered for those verbs here too.
     """
-    for name in recipe_names():
-        module = recipe_module(name)
-        if name not in _RETARGETED and hasattr(module, "pretrain_recipe"):
+    for name in recipe_names(group):
+        module = recipe_module(name, group=group)
+        if group == RECIPE_GROUP and name not in _RETARGETED and hasattr(module, "pretrain_recipe"):
             _RETARGETED.add(name)
             _register_for_other_verbs(name, module.pretrain_recipe)
 
@@ -101,7 +104,6 @@ def retargeted(recipe_fn: Callable[..., Any], verb: Callable[..., Any]) -> Calla
         task = recipe_fn(*args, **kwargs)
         arguments = {k: v for k, v in task.__arguments__.items() if k in accepted}
         return run.Partial(verb, **arguments)  # nemo-run's class: its parser checks for it
-
     factory.__name__ = f"{recipe_fn.__name__}_for_{verb.__name__}"
     factory.__qualname__ = factory.__name__
     return factory

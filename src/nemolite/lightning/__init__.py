@@ -6,6 +6,7 @@ trainer, the Megatron strategy and the callbacks they stand for are built inside
 
 from nemolite.lightning.callbacks import PreemptionCallback, ProgressBar, StragglerDetection
 from nemolite.lightning.checkpoint import ModelCheckpoint
+from nemolite.lightning.ddp_strategy import DDPStrategy
 from nemolite.lightning.fault_tolerance import FaultTolerance
 from nemolite.lightning.logger import NeMoLogger, TensorBoardLogger, WandbLogger
 from nemolite.lightning.optim import (
@@ -22,6 +23,7 @@ from nemolite.lightning.trainer import Trainer
 __all__ = [
     "AutoResume",
     "CosineAnnealingScheduler",
+    "DDPStrategy",
     "DistributedDataParallelConfig",
     "FaultTolerance",
     "MegatronMixedPrecision",

@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import torch
 
 from nemolite.errors import ConfigError
+from nemolite.lightning.ddp_strategy import DDPStrategy
 from nemolite.lightning.strategy import MegatronStrategy
 from nemolite.lightning.trainer import check_clip, check_trainer, devices_per_node
 
@@ -78,13 +79,18 @@ def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides:
     cuda = torch.cuda.is_available()
     check_trainer(spec, model_config=None, cuda=cuda)
     check_clip(spec, clip_grad)
-    strategy = (spec.strategy or MegatronStrategy()).build()
     on_gpu = cuda and spec.accelerator != "cpu"
+    devices = launched_devices(
+        spec, devices_per_node(spec, cuda=on_gpu, gpu_count=torch.cuda.device_count() if on_gpu else None)
+    )
+    plain_ddp = isinstance(spec.strategy, DDPStrategy)
+    if isinstance(spec.strategy, DDPStrategy):
+        strategy = spec.strategy.build(world_size=devices * spec.num_nodes, on_gpu=on_gpu)
+    else:
+        strategy = (spec.strategy or MegatronStrategy()).build()
     kwargs: dict[str, Any] = {
         "accelerator": "gpu" if on_gpu else "cpu",
-        "devices": launched_devices(
-            spec, devices_per_node(spec, cuda=on_gpu, gpu_count=torch.cuda.device_count() if on_gpu else None)
-        ),
+        "devices": devices,
         "num_nodes": spec.num_nodes,
         "strategy": strategy,
         "callbacks": build_callbacks(spec.callbacks),
@@ -96,9 +102,16 @@ def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides:
         "enable_model_summary": spec.enable_model_summary,
         "logger": spec.logger,
         "deterministic": spec.deterministic,
-        # Mixed precision is megatron's (Float16Module + fp32 main params), not Lightning's.
-        "precision": "32-true",
+        # Mixed precision is megatron's (Float16Module + fp32 main params), not Lightning's;
+        # under plain DDP it is Lightning's, and so is gradient clipping.
+        "precision": (spec.precision or "32-true") if plain_ddp else "32-true",
     }
+    if plain_ddp and spec.gradient_clip_val is not None:
+        kwargs["gradient_clip_val"] = spec.gradient_clip_val
+    if plain_ddp and isinstance(spec.val_check_interval, int):
+        # Speech epochs are short: an integer interval counts steps across epochs (Lightning does
+        # that only with check_val_every_n_epoch=None, which PASSTHROUGH cannot express).
+        kwargs["check_val_every_n_epoch"] = spec.check_val_every_n_epoch
     kwargs.update({k: getattr(spec, k) for k in PASSTHROUGH if getattr(spec, k) is not None})
     _fit_val_interval(kwargs, spec.max_steps)
     if not spec.enable_checkpointing:

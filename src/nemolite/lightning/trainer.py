@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nemolite.errors import ConfigError, UnknownChoiceError
+from nemolite.lightning.ddp_strategy import DDPStrategy
 from nemolite.lightning.precision import MegatronMixedPrecision
 from nemolite.lightning.strategy import MegatronStrategy
 
@@ -26,8 +27,11 @@ class Trainer:
         accelerator: "gpu"/"cuda", "cpu" or "auto" (GPU when present).
         devices: processes per node (an int, or "auto" = all GPUs, or 1 on CPU).
         num_nodes: number of nodes.
-        strategy: model parallelism (None = `MegatronStrategy()`).
-        plugins: mixed precision (None = fp32).
+        strategy: model parallelism (None = `MegatronStrategy()`), or `DDPStrategy()` for
+            models that are not megatron-core's (ASR).
+        plugins: megatron mixed precision (None = fp32).
+        precision: Lightning precision ("32-true", "bf16-mixed", "16-mixed") with `DDPStrategy`;
+            None = "32-true". Megatron models take `plugins` instead.
         callbacks: callback specs or Lightning callbacks.
         max_steps: optimizer steps to train (-1 = until max_epochs).
         max_epochs: epochs to train (None = until max_steps).
@@ -53,8 +57,9 @@ class Trainer:
     accelerator: str = "auto"
     devices: int | str = "auto"
     num_nodes: int = 1
-    strategy: MegatronStrategy | None = None
+    strategy: MegatronStrategy | DDPStrategy | None = None
     plugins: MegatronMixedPrecision | None = None
+    precision: str | None = None
     callbacks: list[Any] = field(default_factory=list)
     max_steps: int = -1
     max_epochs: int | None = None
@@ -190,6 +195,14 @@ def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: boo
             "set trainer.use_distributed_sampler=False",
         )
     on_gpu = cuda and trainer.accelerator != "cpu"
+    if isinstance(trainer.strategy, DDPStrategy):
+        _check_ddp(trainer)
+        return
+    if trainer.precision is not None:
+        raise ConfigError(
+            "trainer.precision", trainer.precision, "megatron models take their precision from trainer.plugins",
+            "unset trainer.precision and set trainer.plugins=bf16_mixed (or use trainer.strategy=DDPStrategy())",
+        )
     if trainer.plugins is not None:
         trainer.plugins.validate(cuda=on_gpu)
     if not on_gpu:
@@ -212,6 +225,21 @@ def check_clip(trainer: Trainer, clip_grad: float | None) -> None:
             f"differs from optim.config.clip_grad={clip_grad}, which megatron's optimizer applies",
             "set both to the same value, or leave trainer.gradient_clip_val=None",
         )
+
+
+LIGHTNING_PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+def _check_ddp(trainer: Trainer) -> None:
+    assert isinstance(trainer.strategy, DDPStrategy)
+    trainer.strategy.validate()
+    if trainer.plugins is not None:
+        raise ConfigError(
+            "trainer.plugins", type(trainer.plugins).__name__, "megatron precision needs the megatron strategy",
+            "set trainer.precision=bf16-mixed with DDPStrategy instead",
+        )
+    if trainer.precision is not None and str(trainer.precision) not in LIGHTNING_PRECISIONS:
+        raise UnknownChoiceError("trainer.precision", str(trainer.precision), LIGHTNING_PRECISIONS)
 
 
 def _check_cpu_strategy(strategy: MegatronStrategy | None) -> None:

@@ -147,8 +147,9 @@ class EncDecCTCModel(ASRModel):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, counts = self._step(batch)
-        self.log("train_loss", loss, prog_bar=True, batch_size=int(batch[0].shape[0]))
-        self.log("training_batch_wer", counts.rate, prog_bar=True, batch_size=max(1, counts.tokens))
+        # `reduced_train_loss` is the name nemolite's metrics, curve and checkpoint names read.
+        self.log("reduced_train_loss", loss, prog_bar=True, batch_size=int(batch[0].shape[0]))
+        self.log("train_wer", counts.rate, prog_bar=True, batch_size=max(1, counts.tokens))
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

@@ -33,7 +33,7 @@ SIZES = {
     "large": FastConformerSize(d_model=512, n_heads=8, n_layers=17, weight_decay=1e-3),
     # Not published: the CPU recipe's model, small enough to train on two cores in minutes.
     "tiny": FastConformerSize(
-        d_model=96, n_heads=4, n_layers=4, weight_decay=1e-3, conv_kernel_size=9, subsampling_conv_channels=64
+        d_model=96, n_heads=4, n_layers=4, weight_decay=1e-3, conv_kernel_size=9, subsampling_conv_channels=32
     ),
 }
 

@@ -75,7 +75,10 @@ class ConvSubsampling(nn.Module):
         x = x.unsqueeze(1)  # (B, 1, T, F)
         current = lengths.to(torch.long)
         for layer in self.conv:
-            x = x * _time_mask(x, current)
+            # NeMo masks before every layer; before a ReLU that is a no-op (relu(x*m) = relu(x)*m
+            # for a 0/1 mask, and the next convolution masks again), so only convolutions mask.
+            if isinstance(layer, nn.Conv2d):
+                x = x * _time_mask(x, current)
             x = layer(x)
             if isinstance(layer, nn.Conv2d) and layer.stride != (1, 1):
                 current = torch.div(current + 2 * self._padding - 3, 2, rounding_mode="floor") + 1

@@ -1,0 +1,56 @@
+"""FastConformer-CTC tiny: trains on a laptop CPU in minutes, on the generated English speech set.
+
+Targets one CPU process (or two over gloo: `executor=torchrun executor.ntasks_per_node=2
+trainer.devices=2`), fp32. The encoder is FastConformer's (8x depthwise-striding subsampling,
+relative-position attention, convolution module with batch norm) at 4 layers of width 96, with
+a 128-piece BPE vocabulary: with 8x subsampling there are 12.5 output frames per second, fewer
+than the characters of English speech, so a character vocabulary would leave CTC no alignment.
+The data is the eSpeak NG speech set (`nemolite.asr.data.speech_set`), made at first use, 30 s
+of audio per batch.
+"""
+
+
+from typing import Optional
+
+import nemo_run as run
+
+from nemolite import asr
+from nemolite.recipes import fastconformer_ctc as fc
+
+NAME = "fastconformer_ctc_tiny"
+
+
+def model() -> run.Config:
+    """The tiny FastConformer-CTC, lr 2e-3 with a short warmup (small model, few steps)."""
+    return fc.model("tiny", lr=2e-3, warmup_steps=100, min_lr=1e-4, time_masks=2)
+
+
+def data(max_batch_seconds: float = 30.0) -> run.Config:
+    return run.Config(asr.AudioToTextDataModule, max_batch_seconds=max_batch_seconds)
+
+
+def trainer(devices: int = 1, num_nodes: int = 1, max_steps: int = 600) -> run.Config:
+    """CPU trainer: validation (held-out WER) every 100 steps."""
+    return fc.trainer(accelerator="cpu", devices=devices, num_nodes=num_nodes, max_steps=max_steps,
+                      val_check_interval=100, gradient_clip_val=1.0)  # fmt: skip
+
+
+@run.cli.factory(target=asr.train, name=NAME)
+def train_recipe(dir: Optional[str] = None, name: str = "default", num_nodes: int = 1, num_gpus_per_node: int = 1) -> run.Partial:
+    """Train the tiny FastConformer-CTC on the eSpeak speech set on CPU (600 steps).
+
+    `num_gpus_per_node` is the number of processes per node (on CPU, gloo processes).
+    """
+    return fc.train_recipe(
+        model=model(), data=data(), trainer=trainer(devices=num_gpus_per_node, num_nodes=num_nodes),
+        log=fc.logger(dir, name, every_n_train_steps=100),
+    )  # fmt: skip
+
+
+@run.cli.factory(target=asr.finetune, name=NAME)
+def finetune_recipe(dir: Optional[str] = None, name: str = "default", restore_from: Optional[str] = None) -> run.Partial:
+    """Fine-tune a `.nemo` model on the speech set on CPU: 200 steps at lr 5e-4."""
+    return fc.finetune_recipe(
+        model=fc.model("tiny", lr=5e-4, warmup_steps=20), data=data(), trainer=trainer(max_steps=200),
+        log=fc.logger(dir, name, every_n_train_steps=100), restore_from=restore_from,
+    )  # fmt: skip
