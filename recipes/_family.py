@@ -152,6 +152,7 @@ def build_pretrain(
         log=_common.logger(dir=dir, name=name),
         optim=_common.adam_with_cosine_annealing(**optim_kwargs),
     )
+    _match_distributed_optimizer(recipe)
     if size.recompute:
         _full_recompute(recipe.model.config)
     if performance_mode:
@@ -159,6 +160,11 @@ def build_pretrain(
         recipe.trainer.plugins.grad_reduce_in_fp32 = False
         recipe.trainer.strategy.ddp.grad_reduce_in_fp32 = False
     return recipe
+
+
+def _match_distributed_optimizer(recipe: run.Partial) -> None:
+    """megatron's DDP must know the optimizer is sharded (its gradient buffers are laid out for it)."""
+    recipe.trainer.strategy.ddp.use_distributed_optimizer = recipe.optim.config.use_distributed_optimizer
 
 
 def _full_recompute(config: run.Config) -> None:
@@ -214,6 +220,9 @@ def build_finetune(
         peft=peft,
         restore_from=restore_from,
     )
+    if peft is not None:  # NeMo's LoRA recipes: the few adapter weights need no sharded optimizer
+        recipe.optim.config.use_distributed_optimizer = False
+    _match_distributed_optimizer(recipe)
     if packed:
         recipe.data.packed_sequence_specs = run.Config(
             llm.PackedSequenceSpecs, packed_sequence_size=seq
