@@ -239,8 +239,8 @@ def _shrink_run(task: fdl.Partial, steps: int, plan: TwinPlan) -> None:
         scheduler.warmup_steps = min(getattr(scheduler, "warmup_steps", 0) or 0, steps // 2)
         scheduler.max_steps = None
     resume = getattr(task, "resume", None)
-    restore = getattr(resume, "restore_config", None) if resume is not None else None
-    if restore is not None:
+    restore = getattr(resume, "restore_config", None)
+    if resume is not None and restore is not None:
         plan.dropped.append(
             f"resume.restore_config (the twin's shrunk weights cannot load {getattr(restore, 'path', restore)})"
         )
