@@ -37,6 +37,7 @@ class NemoliteRunContext(RunContext):
     executor_name: str | None = None
     verbose: bool = False
     cpu_twin: bool = False
+    gpu_memory: float | None = None
 
     @classmethod
     def cli_command(  # noqa: PLR0913 - mirrors nemo-run's signature, which calls it
@@ -79,6 +80,10 @@ class NemoliteRunContext(RunContext):
                 False, "--tail-logs/--no-tail-logs", help="Follow the job's logs after launching"
             ),
             verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks"),
+            gpu_memory: float | None = typer.Option(
+                None, "--gpu-memory",
+                help="GiB per GPU to check the memory estimate against (default 80: the recipes' H100/A100)",
+            ),
             cpu_twin: bool = typer.Option(
                 False, "--cpu-twin",
                 help="Run the recipe's CPU twin: same features, shrunk to 1-2 CPU processes and 10 steps",
@@ -96,6 +101,7 @@ class NemoliteRunContext(RunContext):
             )
             self.verbose = verbose
             self.cpu_twin = cpu_twin
+            self.gpu_memory = gpu_memory
             self.executor_name = None
             self.plugins = []
             try:

@@ -15,6 +15,7 @@ from rich.syntax import Syntax
 from nemolite.cli import plugins
 from nemolite.errors import ConfigError, NemoliteError
 from nemolite.llm.checks import check_task
+from nemolite.llm.memory import DEFAULT_GPU_MEMORY_GIB, check_fit, fits
 from nemolite.llm.recipe_io import to_yaml
 
 if TYPE_CHECKING:
@@ -35,6 +36,11 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
     # A dry run inspects a task that may be meant for other hardware: hardware problems are a note.
     check_task(**specs, on_this_machine=here and not ctx.dryrun)
     hardware_note = _hardware_problem(specs) if here and ctx.dryrun else None
+    memory = _memory(built.keywords)
+    gpu_memory = getattr(ctx, "gpu_memory", None) or DEFAULT_GPU_MEMORY_GIB
+    on_gpus = built.keywords["trainer"].accelerator in ("gpu", "cuda")
+    if memory is not None and on_gpus and not ctx.dryrun:
+        check_fit(memory, gpu_memory)  # one line with the numbers, before anything is launched
     if executor_module is not None:
         check_executor(executor_module, ctx.executor, built.keywords["trainer"], ctx.executor_name)
     if ctx.to_yaml:
@@ -43,6 +49,10 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
         return
     if ctx.dryrun:
         print_dryrun(ctx, task, executor_module, console)
+        if memory is not None:
+            console.print(f"memory: {memory.line()}", markup=False, highlight=False)
+            if on_gpus and not fits(memory, gpu_memory):
+                console.print(f"[yellow]note: does not fit --gpu-memory={gpu_memory:g} GiB; launching would fail")
         if hardware_note:
             console.print(f"[yellow]note: launching this here would fail: {hardware_note}")
         return
@@ -66,6 +76,14 @@ def _execute_plain(ctx: NemoliteRunContext, built: Any, describe: Any, console: 
 
 
 _CHECKED = ("model", "data", "trainer", "log", "resume", "optim")
+
+
+def _memory(keywords: dict[str, Any]) -> Any:
+    """The per-GPU memory estimate of the task (None when it has no model config to count)."""
+    from nemolite.llm.memory import task_estimate
+
+    names = ("model", "data", "trainer", "optim", "peft")
+    return task_estimate(**{k: keywords.get(k) for k in names})
 
 
 def _hardware_problem(specs: dict[str, Any]) -> str | None:
