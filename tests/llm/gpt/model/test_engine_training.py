@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,10 @@ def test_llama_trains_and_loss_decreases() -> None:
     pl_trainer, module = _fit(small_llama(), mock_data(), cpu_trainer(12))
     losses = module.train_losses
     assert pl_trainer.global_step == 12 and len(losses) == 12
-    # Uniform random byte tokens: the model learns that the padded vocabulary never occurs,
-    # from ~log(384) toward log(264).
-    assert sum(losses[-3:]) / 3 < losses[0] - 0.15, losses
+    # Uniform random byte tokens: nothing to learn, and the padded vocabulary rows (264 -> 384)
+    # take no probability (megatron_config.mask_padded_vocab), so the loss starts at log(264).
+    assert abs(losses[0] - math.log(264)) < 0.05, losses
+    assert len(set(losses)) > 1, losses  # the steps changed the weights
     assert all(torch.isfinite(torch.tensor(losses)))
 
 
