@@ -60,6 +60,8 @@ class NemoliteRunContext(RunContext):
     verbose: bool = False
     # Where `--factory` names come from; `nemo asr`'s context (nemolite.asr.cli) reads the ASR group.
     recipe_group: str = plugins.RECIPE_GROUP
+    cpu_twin: bool = False
+    gpu_memory: float | None = None
 
     def check_specs(self, specs: dict[str, Any], on_this_machine: bool, paths_here: bool | None = None) -> None:
         """The verb's checks of its built arguments before launch (LLM: layout, batches, files).
@@ -112,6 +114,14 @@ class NemoliteRunContext(RunContext):
                 False, "--tail-logs/--no-tail-logs", help="Follow the job's logs after launching"
             ),
             verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks"),
+            gpu_memory: float | None = typer.Option(
+                None, "--gpu-memory",
+                help="GiB per GPU to check the memory estimate against (default 80: the recipes' H100/A100)",
+            ),
+            cpu_twin: bool = typer.Option(
+                False, "--cpu-twin",
+                help="Run the recipe's CPU twin: same features, shrunk to 1-2 CPU processes and 10 steps",
+            ),
         ) -> None:
             self = cls(
                 name=run_name or name,
@@ -124,6 +134,8 @@ class NemoliteRunContext(RunContext):
                 to_yaml=to_yaml,
             )
             self.verbose = verbose
+            self.cpu_twin = cpu_twin
+            self.gpu_memory = gpu_memory
             self.executor_name = None
             self.plugins = []
             try:
@@ -142,14 +154,33 @@ class NemoliteRunContext(RunContext):
         from nemolite.cli import launch
 
         executor_name, executor_args, task_args = split_executor_args(args)
-        task = parse_task(self, fn, task_args)
         self.executor = None
+        module = None
         if executor_name:
             self.executor_name = executor_name
             module = plugins.executor_module(executor_name)
             config = parse_cli_args(module.factory(), executor_args)
             self.executor = fdl.build(config)
-        launch.execute(self, task, console=Console())
+        console = Console()
+        if self.cpu_twin:
+            task = self._twin_task(fn, task_args, module, console)
+        else:
+            task = parse_task(self, fn, task_args)
+        launch.execute(self, task, console=console)
+
+    def _twin_task(self, fn: Callable, task_args: list[str], module: Any, console: Console) -> Any:
+        """The recipe's CPU twin (on as many processes as the executor starts), then the overrides."""
+        from nemolite.cli.overrides import apply_override
+        from nemolite.llm.twin import cpu_twin, retime
+
+        processes = module.launch_shape(self.executor)[1] if module is not None else 1
+        twin, plan = cpu_twin(parse_task(self, fn, []), processes=processes)
+        for line in plan.lines():
+            console.print(line, markup=False, highlight=False)
+        for arg in task_args:
+            apply_override(twin, arg)
+        retime(twin, overridden={arg.split("=", 1)[0] for arg in task_args})
+        return twin
 
     def confirm(self) -> bool:
         """True when `-y` was given or the user answers yes; never prompts without a terminal."""

@@ -15,6 +15,7 @@ from rich.syntax import Syntax
 
 from nemolite.cli import plugins
 from nemolite.errors import ConfigError, NemoliteError
+from nemolite.llm.memory import DEFAULT_GPU_MEMORY_GIB, check_fit, fits
 from nemolite.llm.recipe_io import to_yaml
 
 if TYPE_CHECKING:
@@ -41,6 +42,12 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
         ctx.check_specs(specs, on_this_machine=here and not ctx.dryrun, paths_here=here)
     hardware_note = _hardware_problem(ctx, specs) if here and ctx.dryrun and own_check is None else None
     trainer = built.keywords.get("trainer")  # verbs such as generate have none
+    llm_training = own_check is None and trainer is not None and ctx.recipe_group == plugins.RECIPE_GROUP
+    memory = _memory(built.keywords) if llm_training else None
+    gpu_memory = getattr(ctx, "gpu_memory", None) or DEFAULT_GPU_MEMORY_GIB
+    on_gpus = trainer is not None and trainer.accelerator in ("gpu", "cuda")
+    if memory is not None and on_gpus and not ctx.dryrun:
+        check_fit(memory, gpu_memory)  # one line with the numbers, before anything is launched
     if executor_module is not None and ctx.executor_name is not None and trainer is not None:
         check_executor(executor_module, ctx.executor, trainer, ctx.executor_name,
                        offline=bool(ctx.dryrun or ctx.to_yaml))
@@ -50,6 +57,10 @@ def execute(ctx: NemoliteRunContext, task: nemo_run.Partial, console: Console) -
         return
     if ctx.dryrun:
         print_dryrun(ctx, task, executor_module, console)
+        if memory is not None:
+            console.print(f"memory: {memory.line()}", markup=False, highlight=False)
+            if on_gpus and not fits(memory, gpu_memory):
+                console.print(f"[yellow]note: does not fit --gpu-memory={gpu_memory:g} GiB; launching would fail")
         if hardware_note:
             console.print(f"[yellow]note: launching this here would fail: {hardware_note}")
         return
@@ -84,6 +95,14 @@ def check_required(task: nemo_run.Partial) -> None:
             f"start from a recipe (--factory llama_tiny; recipes: {recipes}) and override fields, "
             f"or give {missing[0]}=<factory>",
         )
+
+
+def _memory(keywords: dict[str, Any]) -> Any:
+    """The per-GPU memory estimate of the task (None when it has no model config to count)."""
+    from nemolite.llm.memory import task_estimate
+
+    names = ("model", "data", "trainer", "optim", "peft")
+    return task_estimate(**{k: keywords.get(k) for k in names})
 
 
 def _hardware_problem(ctx: NemoliteRunContext, specs: dict[str, Any]) -> str | None:

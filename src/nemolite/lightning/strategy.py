@@ -58,6 +58,9 @@ class MegatronStrategy:
         expert_model_parallel_size: EP: spread MoE experts over this many ranks.
         expert_tensor_parallel_size: TP inside each expert (None = tensor_model_parallel_size).
         pipeline_dtype: dtype sent between pipeline stages (None = the params dtype).
+        account_for_embedding_in_pipeline_split: count the input embedding as one layer when
+            splitting layers over pipeline stages (Llama 3.1 405B: 126 + 2 = 128 = 8 x 2 x 8).
+        account_for_loss_in_pipeline_split: count the output layer and loss as one layer there.
         ddp: "megatron" (defaults) or a `DistributedDataParallelConfig`.
         batch_p2p_comm: batch pipeline sends/receives (None = auto: off over gloo, where
             interleaved pipelines give wrong results with batched isend/irecv).
@@ -80,6 +83,8 @@ class MegatronStrategy:
     expert_model_parallel_size: int = 1
     expert_tensor_parallel_size: int | None = None
     pipeline_dtype: str | None = None
+    account_for_embedding_in_pipeline_split: bool = False
+    account_for_loss_in_pipeline_split: bool = False
     ddp: str | DistributedDataParallelConfig = "megatron"
     batch_p2p_comm: bool | None = None
     overlap_p2p_comm: bool = False
@@ -164,11 +169,15 @@ def _check_model(s: MegatronStrategy, cfg: GPTConfig) -> None:
         f"does not divide model.config.num_query_groups={cfg.query_groups}",
         fix_tp,
     )
+    # megatron-core counts the embedding and the loss as layers when told to (transformer_config.py).
+    extra = int(s.account_for_embedding_in_pipeline_split) + int(s.account_for_loss_in_pipeline_split)
+    layers = cfg.num_layers + extra if pp > 1 else cfg.num_layers
+    counted = f"model.config.num_layers={cfg.num_layers}" + (f" + {extra} (embedding/loss)" if layers != cfg.num_layers else "")
     _need(
-        cfg.num_layers % (pp * vp) == 0,
+        layers % (pp * vp) == 0,
         "pipeline_model_parallel_size",
         pp,
-        f"x virtual_pipeline_model_parallel_size={vp} does not divide model.config.num_layers={cfg.num_layers}",
+        f"x virtual_pipeline_model_parallel_size={vp} does not divide {counted}",
         "pick pipeline and virtual pipeline sizes whose product divides num_layers",
     )
     if s.sequence_parallel:

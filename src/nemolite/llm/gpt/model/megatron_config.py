@@ -120,6 +120,8 @@ def _parallel_fields(
         "pipeline_dtype": DTYPES[pipeline_dtype] if pipeline_dtype else params_dtype,
         "batch_p2p_comm": batch_p2p,
         "overlap_p2p_comm": strategy.overlap_p2p_comm,
+        "account_for_embedding_in_pipeline_split": strategy.account_for_embedding_in_pipeline_split,
+        "account_for_loss_in_pipeline_split": strategy.account_for_loss_in_pipeline_split,
     }
 
 

@@ -1,0 +1,10 @@
+"""NeMo 2.0's `llama3_70b_16k` recipes: `model()`, `pretrain_recipe()`, `finetune_recipe()`.
+
+The published defaults and the hardware they target are the `llama3_70b_16k` row of `recipes/llama3.py`.
+"""
+
+from nemolite.recipes import llama3
+from nemolite.recipes._family import register
+
+NAME = "llama3_70b_16k"
+model, pretrain_recipe, finetune_recipe = register(llama3.SIZES[NAME])

@@ -1,0 +1,10 @@
+"""NeMo 2.0's `mixtral_8x22b` recipes: `model()`, `pretrain_recipe()`, `finetune_recipe()`.
+
+The published defaults and the hardware they target are the `mixtral_8x22b` row of `recipes/mistral.py`.
+"""
+
+from nemolite.recipes import mistral
+from nemolite.recipes._family import register
+
+NAME = "mixtral_8x22b"
+model, pretrain_recipe, finetune_recipe = register(mistral.SIZES[NAME])
