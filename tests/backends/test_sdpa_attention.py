@@ -5,43 +5,12 @@ Also: packed (THD) attention equals each example attended alone, and the local s
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-
-from nemolite.backends import cpu
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="CPU reference run")
 
 TOL = dict(rtol=1e-5, atol=1e-5)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def parallel():
-    """A 1-process gloo world with megatron's model-parallel groups (torn down afterwards)."""
-    from megatron.core import parallel_state
-
-    cpu.apply()
-    started = not torch.distributed.is_initialized()
-    if started:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-        torch.distributed.init_process_group("gloo", rank=0, world_size=1)
-    parallel_state.initialize_model_parallel()
-    from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
-
-    model_parallel_cuda_manual_seed(1234)
-    yield
-    parallel_state.destroy_model_parallel()
-    if started:
-        torch.distributed.destroy_process_group()
 
 
 def _config(heads: int = 4, groups: int = 2, head_dim: int = 8, scaling: bool = False):
