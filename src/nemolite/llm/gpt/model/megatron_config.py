@@ -16,6 +16,7 @@ from megatron.core import parallel_state
 from megatron.core.transformer import TransformerConfig
 
 from nemolite.errors import ConfigError
+from nemolite.llm.gpt.model.recompute import recompute_fields
 
 if TYPE_CHECKING:
     from nemolite.lightning.precision import MegatronMixedPrecision
@@ -169,6 +170,7 @@ def transformer_config(
         **_fusions(cfg, uses_transformer_engine(cfg)),
         **prec,
         **_moe_fields(cfg),
+        **recompute_fields(cfg),
     )
 
 
