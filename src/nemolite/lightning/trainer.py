@@ -27,7 +27,7 @@ class Trainer:
         devices: processes per node (an int, or "auto" = all GPUs, or 1 on CPU).
         num_nodes: number of nodes.
         strategy: model parallelism (None = `MegatronStrategy()`).
-        plugins: mixed precision (None = fp32).
+        plugins: mixed precision, alone or in a list as NeMo passes it (None or [] = fp32).
         callbacks: callback specs or Lightning callbacks.
         max_steps: optimizer steps to train (-1 = until max_epochs).
         max_epochs: epochs to train (None = until max_steps).
@@ -54,7 +54,7 @@ class Trainer:
     devices: int | str = "auto"
     num_nodes: int = 1
     strategy: MegatronStrategy | None = None
-    plugins: MegatronMixedPrecision | None = None
+    plugins: MegatronMixedPrecision | list[MegatronMixedPrecision] | None = None
     callbacks: list[Any] = field(default_factory=list)
     max_steps: int = -1
     max_epochs: int | None = None
@@ -137,12 +137,31 @@ def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: boo
             "set trainer.use_distributed_sampler=False",
         )
     on_gpu = cuda and trainer.accelerator != "cpu"
-    if trainer.plugins is not None:
-        trainer.plugins.validate(cuda=on_gpu)
+    precision = precision_plugin(trainer)
+    if precision is not None:
+        precision.validate(cuda=on_gpu)
     if not on_gpu:
         _check_cpu_strategy(trainer.strategy)
     if model_config is not None and not on_gpu:
         _check_cpu_model(model_config)
+
+
+def precision_plugin(trainer: Trainer) -> MegatronMixedPrecision | None:
+    """The trainer's mixed-precision plugin: `plugins` itself, or the one in the list NeMo passes."""
+
+    plugins = trainer.plugins
+    if plugins is None or isinstance(plugins, MegatronMixedPrecision):
+        return plugins
+    items = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    for i, item in enumerate(items):
+        if not isinstance(item, MegatronMixedPrecision):
+            raise ConfigError(f"trainer.plugins[{i}]", type(item).__name__,
+                              "only megatron mixed-precision plugins are supported",
+                              "use nl.MegatronMixedPrecision(...) (or bf16_mixed()/fp16_mixed())")
+    if len(items) > 1:
+        raise ConfigError("trainer.plugins", f"{len(items)} precision plugins", "give one precision plugin",
+                          "keep one nl.MegatronMixedPrecision in trainer.plugins")
+    return items[0] if items else None
 
 
 def check_clip(trainer: Trainer, clip_grad: float | None) -> None:
