@@ -392,6 +392,9 @@ def apply(*, force: bool = False) -> bool:
     _patch_missing_te_names()
     _patch_norm_sequence_parallel()
     _patch_moe_split_sizes()
+    from nemolite.backends import cpu_speed
+
+    cpu_speed.apply()  # not needed to run, but to run fast: see backends/cpu_speed.py
     _APPLIED = True
     return True
 

@@ -4,7 +4,13 @@ Everything here is a light spec (a dataclass) with NeMo 2.0's names and fields; 
 trainer, the Megatron strategy and the callbacks they stand for are built inside the job.
 """
 
-from nemolite.lightning.callbacks import PreemptionCallback, ProgressBar, StragglerDetection
+from nemolite.lightning.callbacks import (
+    GarbageCollectionCallback,
+    MemoryProfileCallback,
+    PreemptionCallback,
+    ProgressBar,
+    StragglerDetection,
+)
 from nemolite.lightning.checkpoint import ModelCheckpoint
 from nemolite.lightning.ddp_strategy import DDPStrategy
 from nemolite.lightning.fault_tolerance import FaultTolerance
@@ -26,9 +32,11 @@ __all__ = [
     "DDPStrategy",
     "DistributedDataParallelConfig",
     "FaultTolerance",
+    "GarbageCollectionCallback",
     "MegatronMixedPrecision",
     "MegatronOptimizerModule",
     "MegatronStrategy",
+    "MemoryProfileCallback",
     "ModelCheckpoint",
     "NeMoLogger",
     "OptimizerConfig",

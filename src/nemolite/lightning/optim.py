@@ -149,6 +149,12 @@ class MegatronOptimizerModule:
     config: OptimizerConfig
     lr_scheduler: CosineAnnealingScheduler | WarmupStableDecayScheduler | None = None
 
+    def __post_init__(self) -> None:
+        from nemolite.lightning.megatron_configs import from_megatron
+
+        # NeMo scripts pass megatron.core.optimizer.OptimizerConfig here.
+        self.config = from_megatron(self.config, OptimizerConfig, "optim.config")
+
     def validate(self, prefix: str = "optim") -> None:
         """Raises `ConfigError` on optimizer or schedule values that cannot work."""
         self.config.validate(f"{prefix}.config")

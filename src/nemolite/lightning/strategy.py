@@ -97,6 +97,12 @@ class MegatronStrategy:
     process_group_backend: str | None = None
     timeout_minutes: int = 30
 
+    def __post_init__(self) -> None:
+        from nemolite.lightning.megatron_configs import from_megatron
+
+        # NeMo scripts pass megatron.core.distributed.DistributedDataParallelConfig here.
+        self.ddp = from_megatron(self.ddp, DistributedDataParallelConfig, f"{PREFIX}.ddp")
+
     @property
     def model_parallel_size(self) -> int:
         """TP x PP x CP: ranks that hold one copy of the model."""

@@ -29,7 +29,7 @@ class Trainer:
         num_nodes: number of nodes.
         strategy: model parallelism (None = `MegatronStrategy()`), or `DDPStrategy()` for
             models that are not megatron-core's (ASR).
-        plugins: megatron mixed precision (None = fp32).
+        plugins: megatron mixed precision, alone or in a list as NeMo passes it (None or [] = fp32).
         precision: Lightning precision ("32-true", "bf16-mixed", "16-mixed") with `DDPStrategy`;
             None = "32-true". Megatron models take `plugins` instead.
         callbacks: callback specs or Lightning callbacks.
@@ -58,7 +58,7 @@ class Trainer:
     devices: int | str = "auto"
     num_nodes: int = 1
     strategy: MegatronStrategy | DDPStrategy | None = None
-    plugins: MegatronMixedPrecision | None = None
+    plugins: MegatronMixedPrecision | list[MegatronMixedPrecision] | None = None
     precision: str | None = None
     callbacks: list[Any] = field(default_factory=list)
     max_steps: int = -1
@@ -203,12 +203,31 @@ def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: boo
             "trainer.precision", trainer.precision, "megatron models take their precision from trainer.plugins",
             "unset trainer.precision and set trainer.plugins=bf16_mixed (or use trainer.strategy=DDPStrategy())",
         )
-    if trainer.plugins is not None:
-        trainer.plugins.validate(cuda=on_gpu)
+    precision = precision_plugin(trainer)
+    if precision is not None:
+        precision.validate(cuda=on_gpu)
     if not on_gpu:
         _check_cpu_strategy(trainer.strategy)
     if model_config is not None and not on_gpu:
         _check_cpu_model(model_config)
+
+
+def precision_plugin(trainer: Trainer) -> MegatronMixedPrecision | None:
+    """The trainer's mixed-precision plugin: `plugins` itself, or the one in the list NeMo passes."""
+
+    plugins = trainer.plugins
+    if plugins is None or isinstance(plugins, MegatronMixedPrecision):
+        return plugins
+    items = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    for i, item in enumerate(items):
+        if not isinstance(item, MegatronMixedPrecision):
+            raise ConfigError(f"trainer.plugins[{i}]", type(item).__name__,
+                              "only megatron mixed-precision plugins are supported",
+                              "use nl.MegatronMixedPrecision(...) (or bf16_mixed()/fp16_mixed())")
+    if len(items) > 1:
+        raise ConfigError("trainer.plugins", f"{len(items)} precision plugins", "give one precision plugin",
+                          "keep one nl.MegatronMixedPrecision in trainer.plugins")
+    return items[0] if items else None
 
 
 def check_clip(trainer: Trainer, clip_grad: float | None) -> None:
@@ -233,7 +252,7 @@ LIGHTNING_PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
 def _check_ddp(trainer: Trainer) -> None:
     assert isinstance(trainer.strategy, DDPStrategy)
     trainer.strategy.validate()
-    if trainer.plugins is not None:
+    if trainer.plugins:  # None or [] (NeMo's empty list) means none
         raise ConfigError(
             "trainer.plugins", type(trainer.plugins).__name__, "megatron precision needs the megatron strategy",
             "set trainer.precision=bf16-mixed with DDPStrategy instead",

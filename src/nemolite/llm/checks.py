@@ -63,6 +63,7 @@ def check_task(
         micro_batch_size=getattr(data, "micro_batch_size", None),
     )
     _check_sequence_length(config, data)
+    _check_recompute_per_chunk(config, strategy)
 
 
 def _existing_non_directory(field: str, value: Any, fix: str) -> None:
@@ -119,3 +120,14 @@ def _check_sequence_length(config: Any, data: Any) -> None:
             "data.seq_length", data_len, f"exceeds model.config.seq_length={model_len}",
             f"set data.seq_length<={model_len} or raise model.config.seq_length",
         )
+
+
+def _check_recompute_per_chunk(config: Any, strategy: MegatronStrategy) -> None:
+    """recompute_num_layers counts layers of one pipeline (virtual) chunk, as megatron applies it."""
+    if config is None or getattr(config, "recompute_granularity", None) != "full":
+        return
+    from nemolite.llm.gpt.model.recompute import check_recompute
+
+    chunks = strategy.pipeline_model_parallel_size * (strategy.virtual_pipeline_model_parallel_size or 1)
+    check_recompute(config, layers_per_chunk=max(1, config.num_layers // chunks),
+                    where=f"num_layers={config.num_layers} / (PP x VP = {chunks})")

@@ -179,12 +179,13 @@ def task_estimate(*, model: Any, data: Any, trainer: Any, optim: Any = None, pef
                   vocab_size: int | None = None) -> Estimate | None:
     """The estimate for a task's built specs; None when the trainer's layout is not a number yet."""
     from nemolite.lightning.strategy import MegatronStrategy
+    from nemolite.lightning.trainer import precision_plugin
 
     cfg = getattr(model, "config", None)
     if cfg is None or not isinstance(trainer.devices, int):
         return None
     strategy = trainer.strategy or MegatronStrategy()
-    plugins = trainer.plugins
+    plugins = precision_plugin(trainer)  # one plugin, or the one in NeMo's list
     precision = getattr(plugins, "precision", "32") if plugins is not None else "32"
     optim_config = getattr(optim, "config", None)
     return estimate(

@@ -32,6 +32,8 @@ def build_run(
         from nemolite.backends import cpu
 
         cpu.apply()
+    from nemolite.lightning.trainer import precision_plugin
+
     optim = optim or getattr(model, "optim", None)
     pl_trainer = trainer.build(clip_grad=_clip_grad(optim))
     tok_spec = tokenizer or getattr(model, "tokenizer", None)
@@ -45,7 +47,7 @@ def build_run(
     module = model.build(
         tokenizer=built_tok,
         optim=optim,
-        precision=trainer.plugins,
+        precision=precision_plugin(trainer),
         global_batch_size=getattr(data, "global_batch_size", None),
         micro_batch_size=getattr(data, "micro_batch_size", None),
     )

@@ -96,4 +96,53 @@ class ProgressBar:
         return RichStepProgress(self.refresh_rate, self.log_every_n_steps)
 
 
-__all__ = ["PreemptionCallback", "ProgressBar", "StragglerDetection"]
+@dataclass(kw_only=True)
+class GarbageCollectionCallback:
+    """Python's automatic GC off during training; `gc.collect()` every N steps (NeMo's callback).
+
+    Args:
+        gc_interval_train: collect every this many training steps.
+        gc_interval_val: collect every this many validation batches.
+    """
+
+    gc_interval_train: int
+    gc_interval_val: int
+
+    def validate(self, prefix: str = "trainer.callbacks.GarbageCollectionCallback") -> None:
+        """Raises `ConfigError` for an interval below 1."""
+        for name in ("gc_interval_train", "gc_interval_val"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{prefix}.{name}", getattr(self, name), "must be >= 1",
+                                  f"set {prefix}.{name}=100 (steps between collections)")
+
+    def build(self) -> Callback:
+        """The Lightning callback."""
+        from nemolite.lightning.callbacks.memory import GarbageCollection
+
+        self.validate()
+        return GarbageCollection(self.gc_interval_train, self.gc_interval_val)
+
+
+@dataclass(kw_only=True)
+class MemoryProfileCallback:
+    """Writes each step's memory (RSS; on CUDA allocated/reserved and NeMo's snapshot) under `dir`.
+
+    Args:
+        dir: output directory (one `memory_rank<r>.jsonl` per profiled rank).
+        warn_cycles: on CUDA, warn about reference cycles holding tensors (as NeMo's).
+        ranks: global ranks to profile (empty = all).
+    """
+
+    dir: str = "mem_profile"
+    warn_cycles: bool = True
+    ranks: list[int] = field(default_factory=list)
+
+    def build(self) -> Callback:
+        """The Lightning callback."""
+        from nemolite.lightning.callbacks.memory import MemoryProfile
+
+        return MemoryProfile(self.dir, list(self.ranks), self.warn_cycles)
+
+
+__all__ = ["GarbageCollectionCallback", "MemoryProfileCallback", "PreemptionCallback", "ProgressBar",
+           "StragglerDetection"]

@@ -80,6 +80,14 @@ class GPTConfig:
         transformer_layer_spec: "auto" (TransformerEngine when it imports, else megatron-core's
             local spec), "local" or "transformer_engine".
         seed: model-parallel RNG seed for initialisation and dropout.
+        layout_independent_init: draw each initial weight whole from (seed, its global name) and
+            keep this rank's shard, so TP/PP/EP layouts start from one process's weights
+            (costs one full tensor at a time per rank; False = megatron's own, layout-dependent).
+        recompute_granularity: activation recomputation: None, "selective" (core attention) or
+            "full" (whole layers; needs recompute_method and recompute_num_layers).
+        recompute_method: with full: "uniform" (groups of recompute_num_layers) or "block" (the
+            first recompute_num_layers layers of each pipeline chunk).
+        recompute_num_layers: with full: layers per group (uniform) or recomputed layers (block).
     """
 
     num_layers: int = 12
@@ -127,6 +135,10 @@ class GPTConfig:
     moe_grouped_gemm: bool = False
     transformer_layer_spec: str = "auto"
     seed: int = 1234
+    layout_independent_init: bool = True
+    recompute_granularity: str | None = None
+    recompute_method: str | None = None
+    recompute_num_layers: int | None = None
 
     @property
     def is_gated(self) -> bool:
@@ -168,6 +180,9 @@ class GPTConfig:
                 f"does not divide num_attention_heads={self.num_attention_heads}",
                 "use a divisor of num_attention_heads",
             )
+        from nemolite.llm.gpt.model.recompute import check_recompute
+
+        check_recompute(self, prefix)
         if self.num_moe_experts is not None and not 1 <= self.moe_router_topk <= self.num_moe_experts:
             raise ConfigError(
                 f"{prefix}.moe_router_topk",

@@ -16,6 +16,7 @@ from megatron.core import parallel_state
 from megatron.core.transformer import TransformerConfig
 
 from nemolite.errors import ConfigError
+from nemolite.llm.gpt.model.recompute import recompute_fields
 
 if TYPE_CHECKING:
     from nemolite.lightning.precision import MegatronMixedPrecision
@@ -172,6 +173,7 @@ def transformer_config(
         **_fusions(cfg, uses_transformer_engine(cfg)),
         **prec,
         **_moe_fields(cfg),
+        **recompute_fields(cfg),
     )
 
 
@@ -186,7 +188,11 @@ def layer_spec(cfg: GPTConfig) -> Any:
     }
     if uses_transformer_engine(cfg):
         return specs.get_gpt_layer_with_transformer_engine_spec(**kwargs)
-    return specs.get_gpt_layer_local_spec(normalization=cfg.normalization, **kwargs)
+    from nemolite.backends.sdpa_attention import with_sdpa_attention
+
+    # torch's fused SDPA kernels instead of the local spec's unfused DotProductAttention, which
+    # also cannot attend within packed sequences (see backends/sdpa_attention.py).
+    return with_sdpa_attention(specs.get_gpt_layer_local_spec(normalization=cfg.normalization, **kwargs))
 
 
 def build_chunks(cfg: GPTConfig, tf_config: TransformerConfig, vocab_size: int) -> list[torch.nn.Module]:

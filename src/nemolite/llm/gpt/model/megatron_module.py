@@ -193,6 +193,11 @@ class MegatronGPTModule(pl.LightningModule):
         tensor_parallel.model_parallel_cuda_manual_seed(self.config.seed)
         chunks = mc.build_chunks(self.config, self.tf_config, self.vocab_size())
         mc.mask_padded_vocab(chunks, self.true_vocab_size())
+        if self.config.layout_independent_init:
+            from nemolite.llm.gpt.model.megatron_init import reinitialize
+
+            reinitialize(chunks, self.tf_config, seed=self.config.seed, vocab_size=self.true_vocab_size(),
+                         tied=self.config.share_embeddings_and_output_weights)
         if self.tf_config.bf16 or self.tf_config.fp16:
             chunks = [Float16Module(self.tf_config, chunk) for chunk in chunks]
         self.chunks = torch.nn.ModuleList(chunks)

@@ -1,0 +1,135 @@
+"""Faster CPU paths for three megatron-core hot spots, each computing what upstream computes.
+
+Without CUDA there are no fused kernels (no TransformerEngine, apex or gradient-accumulation fusion),
+and megatron's unfused fallbacks pay for generality that a CPU step does not use. A profile of a
+`llama_tiny` step (benchmarks/engine_vs_transformers.py --profile nemolite) put these ahead of a
+plain PyTorch Llama:
+
+- tensor_parallel/layers.py `linear_with_grad_accumulation_and_async_allreduce`: a custom autograd
+  function whose Python forward/backward (and their bookkeeping) run for every linear layer even
+  when it has nothing to overlap or fuse. With no dgrad all-reduce, no sequence parallelism and no
+  gradient-accumulation fusion it is `F.linear` (the same matmuls); that case goes to torch's.
+- models/common/embeddings/rope_utils.py `_apply_rotary_pos_emb_bshd`: recomputes cos/sin per call,
+  builds `rotate_half` with a `cat`, and copies the result once more with `cat((t, t_pass))` even
+  when `t_pass` is empty; its autograd saves the input. Here one autograd function does the same
+  arithmetic (bit for bit) with two writes into the output and saves only cos/sin.
+- tensor_parallel/cross_entropy.py `vocab_parallel_cross_entropy`: three all-reduces and a dozen
+  element-wise passes over the logits, which with one tensor-parallel rank are `F.cross_entropy`.
+
+`apply()` installs them (idempotent); `tests/backends/test_cpu_speed.py` checks each against the
+upstream function it replaces. Delete an entry the day upstream takes the fast path itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+_PATCHED = "__nemolite_cpu_speed__"
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"megatron.core.{name}")
+
+
+# ---- linear layers -----------------------------------------------------------------------------
+def fast_linear(original: Any) -> Any:
+    """`linear_with_grad_accumulation_and_async_allreduce` that is `F.linear` when nothing is overlapped."""
+
+    @functools.wraps(original)
+    def linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+               gradient_accumulation_fusion: bool, allreduce_dgrad: bool, sequence_parallel: bool,
+               grad_output_buffer: Any = None, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if gradient_accumulation_fusion or allreduce_dgrad or sequence_parallel or grad_output_buffer is not None:
+            return original(input, weight, bias, gradient_accumulation_fusion, allreduce_dgrad,
+                            sequence_parallel, grad_output_buffer, *args, **kwargs)
+        output = F.linear(input, weight)
+        # Upstream adds the bias after the matmul (not addmm): the same rounding here.
+        return output + bias if bias is not None else output
+
+    setattr(linear, _PATCHED, True)
+    return linear
+
+
+# ---- rotary embeddings -------------------------------------------------------------------------
+class _Rope(torch.autograd.Function):
+    """t * cos + rotate_half(t) * sin over the last dim, for non-interleaved RoPE over all channels."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = t.shape[-1] // 2
+        out = t * cos
+        # rotate_half(t) = [-t2, t1]; upstream's sum (t * cos) + (rotate_half(t) * sin) rounds alike.
+        out[..., :half] += (-t[..., half:]) * sin[..., :half]
+        out[..., half:] += t[..., :half] * sin[..., half:]
+        ctx.save_for_backward(cos, sin)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        cos, sin = ctx.saved_tensors
+        half = grad.shape[-1] // 2
+        gs = grad * sin
+        out = grad * cos
+        # The transpose of rotate_half: [g2, -g1] -- as upstream's cat/neg backward adds them.
+        out[..., :half] += gs[..., half:]
+        out[..., half:] += -gs[..., :half]
+        return out, None, None
+
+
+def fast_rope(original: Any) -> Any:
+    """`_apply_rotary_pos_emb_bshd` through `_Rope` in its common case (all channels, not interleaved)."""
+
+    @functools.wraps(original)
+    def apply(t: torch.Tensor, freqs: torch.Tensor, rotary_interleaved: bool = False,
+              multi_latent_attention: bool = False, mscale: float = 1.0) -> torch.Tensor:
+        if rotary_interleaved or multi_latent_attention or freqs.shape[-1] != t.shape[-1] or t.shape[-1] % 2:
+            return original(t, freqs, rotary_interleaved, multi_latent_attention, mscale)
+        cos = (torch.cos(freqs) * mscale).to(t.dtype)
+        sin = (torch.sin(freqs) * mscale).to(t.dtype)
+        return _Rope.apply(t, cos, sin)
+
+    setattr(apply, _PATCHED, True)
+    return apply
+
+
+# ---- loss --------------------------------------------------------------------------------------
+def fast_cross_entropy(original: Any) -> Any:
+    """`vocab_parallel_cross_entropy` that is `F.cross_entropy` with one tensor-parallel rank."""
+
+    @functools.wraps(original)
+    def cross_entropy(vocab_parallel_logits: torch.Tensor, target: torch.Tensor,
+                      label_smoothing: float = 0.0) -> torch.Tensor:
+        from megatron.core import parallel_state
+
+        if parallel_state.get_tensor_model_parallel_world_size() != 1:
+            return original(vocab_parallel_logits, target, label_smoothing)
+        vocab = vocab_parallel_logits.shape[-1]
+        loss = F.cross_entropy(vocab_parallel_logits.reshape(-1, vocab), target.reshape(-1),
+                               reduction="none", label_smoothing=label_smoothing)
+        return loss.view(target.shape)
+
+    setattr(cross_entropy, _PATCHED, True)
+    return cross_entropy
+
+
+# ---- installing --------------------------------------------------------------------------------
+PATCHES: tuple[tuple[str, str, Any], ...] = (
+    ("tensor_parallel.layers", "linear_with_grad_accumulation_and_async_allreduce", fast_linear),
+    ("models.common.embeddings.rope_utils", "_apply_rotary_pos_emb_bshd", fast_rope),
+    # language_module.py calls it as `tensor_parallel.vocab_parallel_cross_entropy`.
+    ("tensor_parallel", "vocab_parallel_cross_entropy", fast_cross_entropy),
+)
+
+
+def apply() -> None:
+    """Installs the fast paths into megatron-core's modules (idempotent)."""
+    for module_name, attr, make in PATCHES:
+        mod = _module(module_name)
+        current = getattr(mod, attr)
+        if not getattr(current, _PATCHED, False):
+            setattr(mod, attr, make(current))
