@@ -17,7 +17,7 @@ from nemolite.errors import ConfigError
 from nemolite.llm.gpt.model.base import GPTModel
 
 _ENTRYPOINT = dict(namespace="llm", run_ctx_cls=NemoliteRunContext)
-TARGETS = ("hf",)
+TARGETS = ("hf", "hf-peft")
 
 
 @run.cli.entrypoint(name="import", **_ENTRYPOINT)
@@ -61,7 +61,9 @@ def export_ckpt(
 
     Args:
         path: the checkpoint to export; any TP/PP/EP layout.
-        target: the format; "hf" writes a directory `AutoModelForCausalLM.from_pretrained` loads.
+        target: "hf": a directory `AutoModelForCausalLM.from_pretrained` loads (a LoRA fine-tune's
+            adapters merged in); "hf-peft": a LoRA fine-tune's adapters as a `peft` adapter
+            directory (adapter_config.json + adapter_model.safetensors) for the base model.
         output_path: the directory to write.
         overwrite: replace an existing `output_path`.
 
@@ -72,7 +74,7 @@ def export_ckpt(
     from nemolite.llm.gpt.model.conversion.exporter import export_hf
 
     assert output_path is not None  # checked above
-    return export_hf(path, output_path, overwrite)
+    return export_hf(path, output_path, overwrite, target=target)
 
 
 def _check_import(source: str) -> None:
@@ -116,7 +118,10 @@ def describe_export(path: str = "", target: str = "hf", output_path: str | None 
     from nemolite.lightning import model_store as store
 
     _check_export(path, target, output_path)
-    checkpoint = store.resolve_checkpoint(path, field="path")
+    try:
+        checkpoint = str(store.resolve_checkpoint(path, field="path"))
+    except ConfigError as error:  # a dry run reports what is missing rather than failing
+        checkpoint = f"{path} (missing: {error.fix})"
     exists = " (exists: needs overwrite=True)" if Path(str(output_path)).exists() and not overwrite else ""
     return (f"would read: the checkpoint {checkpoint}\n"
             f"would write: {output_path}{exists} (config.json, model*.safetensors, tokenizer files)")

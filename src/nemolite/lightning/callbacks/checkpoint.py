@@ -208,6 +208,7 @@ class CheckpointCallback(Checkpoint):
             "config_class": f"{type(model_config).__module__}:{type(model_config).__qualname__}"
             if model_config is not None else None,
             "context": getattr(trainer, "nemolite_model_context", None),
+            "peft": getattr(trainer, "nemolite_peft", None),
             "format": "torch_dist" if writes_directory(trainer.strategy) else "torch",
         }
 

@@ -43,6 +43,9 @@ class LoRACallback(pl.Callback):
         """Builds the model, restores the base weights if asked, then freezes it and adds adapters."""
         if self.adapted:
             return
+        # Recorded in every checkpoint's marker, so export and merge_lora rebuild the adapters.
+        seed = int(getattr(getattr(pl_module, "config", None), "seed", 0) or 0)
+        trainer.nemolite_peft = {"method": "lora", **dataclasses.asdict(self.spec), "seed": seed}  # type: ignore[attr-defined]
         strategy = trainer.strategy
         with (
             strategy.tensor_init_context(),

@@ -74,8 +74,7 @@ def nemolite_logits(checkpoint: Path, tokens: Any, vocab: int = VOCAB) -> Any:
 
     saved = exporter.read_saved(checkpoint)
     with megatron_io.single_process_megatron():
-        model = megatron_io.build_model(saved.config, vocab, torch.float32)
-        megatron_io.load_checkpoint(model, saved.checkpoint)
+        model = exporter.load_model(saved)  # with the LoRA adapters of a LoRA fine-tune
         mc.mask_padded_vocab([model], vocab)
         model.eval()
         positions = torch.arange(tokens.shape[1]).unsqueeze(0).expand_as(tokens)

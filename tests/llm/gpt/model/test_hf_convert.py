@@ -98,3 +98,51 @@ def test_model_config_is_checked_against_the_source(tmp_path: Path) -> None:
                                                layernorm_epsilon=1e-6, rope_scaling=False))
     out = llm.import_ckpt(model=right, source=str(tmp_path / "hf"))
     assert json.loads((out / "context" / "model.json").read_text())["config_class"].endswith("Llama32Config1B")
+
+
+def test_bf16_import_trains_in_fp32_and_exports_bf16_bit_identical(tmp_path: Path) -> None:
+    """Hub models are bf16: the checkpoint keeps bf16, loads into an fp32 (CPU) model, exports bf16."""
+    from nemolite import llm
+    from nemolite.llm.gpt.model.conversion import exporter, megatron_io
+
+    reference = transformers.AutoModelForCausalLM.from_config(hf_models.hf_config("qwen2"), dtype=torch.bfloat16)
+    reference.save_pretrained(tmp_path / "hf")
+    imported = llm.import_ckpt(source=str(tmp_path / "hf"))
+    saved = exporter.read_saved(imported)
+    assert saved.dtype == torch.bfloat16
+    with megatron_io.single_process_megatron():
+        model = megatron_io.build_model(saved.config, hf_models.VOCAB, torch.float32)
+        megatron_io.load_checkpoint(model, saved.checkpoint)
+        fc2 = model.state_dict()["decoder.layers.0.mlp.linear_fc2.weight"]
+    assert fc2.dtype == torch.float32
+    assert torch.equal(fc2, reference.state_dict()["model.layers.0.mlp.down_proj.weight"].float())
+    out = llm.export_ckpt(path="nemo://hf", output_path=str(tmp_path / "exported"))
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out)
+    assert reloaded.dtype == torch.bfloat16
+    assert all(torch.equal(v, reloaded.state_dict()[k]) for k, v in reference.state_dict().items())
+
+
+def test_tokenizer_is_saved_with_the_import_and_used_by_default(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from nemolite import llm
+    from nemolite.lightning.resume import AutoResume, RestoreConfig
+    from nemolite.llm.imported import use_imported_tokenizer
+
+    hf_models.make_hf_model("llama32", tmp_path / "tok-model")
+    words = {"<unk>": 0, "<s>": 1, "</s>": 2, "hello": 3, "world": 4}
+    backend = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                         unk_token="<unk>").save_pretrained(tmp_path / "tok-model")
+    imported = llm.import_ckpt(source=str(tmp_path / "tok-model"))
+    assert (imported / "context" / "tokenizer" / "tokenizer.json").is_file()
+
+    model = llm.LlamaModel(llm.LlamaConfig())
+    data = llm.MockDataModule(seq_length=16, micro_batch_size=1, global_batch_size=1)
+    use_imported_tokenizer(model, data, AutoResume(restore_config=RestoreConfig(path="nemo://tok-model")))
+    assert data.tokenizer is model.tokenizer is not None
+    assert model.tokenizer.build().text_to_ids("hello world") == [3, 4]
+
+    exported = llm.export_ckpt(path="nemo://tok-model", output_path=str(tmp_path / "exported"))
+    assert transformers.AutoTokenizer.from_pretrained(exported)("world hello")["input_ids"][-2:] == [4, 3]

@@ -165,3 +165,28 @@ def test_export_of_a_path_without_checkpoint(home: Path, tmp_path: Path) -> None
         llm.export_ckpt(path=str(tmp_path / "empty"), output_path=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+@pytest.mark.parametrize("error,expect", [("GatedRepoError", "gated repository: access needs a token; "
+                                           "fix: accept the license on huggingface.co and set HF_TOKEN"),
+                                          ("RepositoryNotFoundError", "no such repository")])
+def test_hub_refusals_are_one_line(error: str, expect: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub cannot be reached from tests: its refusal is raised where huggingface-hub raises it."""
+    import httpx
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    from nemolite import llm
+    from nemolite.errors import ConfigError
+
+    response = httpx.Response(401 if error == "GatedRepoError" else 404,
+                              request=httpx.Request("GET", "https://huggingface.co/api/models/x"))
+
+    def refuse(repo_id: str, **kwargs: Any) -> str:
+        raise getattr(errors, error)(f"{repo_id}: refused", response=response)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    with pytest.raises(ConfigError) as err:
+        llm.import_ckpt(source="hf://meta-llama/Llama-3.2-1B")
+    assert str(err.value).startswith("source='hf://meta-llama/Llama-3.2-1B': ") and expect in str(err.value)
+    assert _nothing_under(home)

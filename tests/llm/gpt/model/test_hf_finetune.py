@@ -33,12 +33,12 @@ def _load_helper(name: str):  # tests are not a package (--import-mode=importlib
 hf_models = _load_helper("hf_models")
 
 
-def _finetune(tmp_path: Path, steps: int) -> Path:
+def _finetune(tmp_path: Path, steps: int, peft: object = None, name: str = "tiny-llama") -> Path:
     from nemolite import lightning as nl
     from nemolite import llm
     from nemolite.llm.gpt.model.conversion import exporter
 
-    config = exporter.read_saved("nemo://tiny-llama").config
+    config = exporter.read_saved(f"nemo://{name}").config
     trainer = nl.Trainer(accelerator="cpu", devices=1, max_steps=steps, strategy=nl.MegatronStrategy(),
                          enable_progress_bar=False, limit_val_batches=0, num_sanity_val_steps=0)
     optim = nl.MegatronOptimizerModule(nl.OptimizerConfig(lr=1e-2, use_distributed_optimizer=False))
@@ -47,9 +47,9 @@ def _finetune(tmp_path: Path, steps: int) -> Path:
         data=llm.MockDataModule(seq_length=32, micro_batch_size=2, global_batch_size=2),
         trainer=trainer,
         log=nl.NeMoLogger(log_dir=str(tmp_path / "runs"), ckpt=nl.ModelCheckpoint(save_last=True)),
-        resume=nl.AutoResume(restore_config=nl.RestoreConfig(path="nemo://tiny-llama")),
+        resume=nl.AutoResume(restore_config=nl.RestoreConfig(path=f"nemo://{name}")),
         optim=optim,
-        peft=None,
+        peft=peft,
     )
     (last,) = list((tmp_path / "runs").rglob("*-last"))
     return last
@@ -76,3 +76,37 @@ def test_finetune_from_nemo_uri_then_export_matches_transformers(tmp_path: Path,
         theirs = tuned(tokens).logits
     ours = hf_models.nemolite_logits(checkpoint, tokens, vocab=BYTE_VOCAB)
     assert (ours[..., :BYTE_VOCAB] - theirs).abs().max().item() <= 1e-5
+
+
+@pytest.mark.slow  # ~40 s on 2 cores: a LoRA run plus three exports
+def test_lora_finetune_exports_merged_weights_and_a_peft_adapter(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    peft = pytest.importorskip("peft")
+    from nemolite import llm
+
+    monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base = hf_models.make_hf_model("llama31", tmp_path / "tiny-lora", vocab_size=BYTE_VOCAB)
+    llm.import_ckpt(source=str(tmp_path / "tiny-lora"))
+    checkpoint = _finetune(tmp_path, steps=3, peft=llm.LoRA(dim=4, alpha=8), name="tiny-lora")
+    assert json.loads((checkpoint / "nemolite_ckpt.json").read_text())["peft"]["dim"] == 4
+    tokens = hf_models.batch(size=(2, 16)) * 2
+    ours = hf_models.nemolite_logits(checkpoint, tokens, vocab=BYTE_VOCAB)[..., :BYTE_VOCAB]
+    with torch.no_grad():
+        assert (ours - base(tokens).logits).abs().max().item() > 1e-3  # the adapters changed the model
+
+    merged_hf = llm.export_ckpt(path=str(checkpoint), output_path=str(tmp_path / "merged_hf"))
+    with torch.no_grad():
+        theirs = transformers.AutoModelForCausalLM.from_pretrained(merged_hf).eval()(tokens).logits
+    assert (ours - theirs).abs().max().item() <= 1e-5
+
+    adapter_dir = llm.export_ckpt(path=str(checkpoint), target="hf-peft", output_path=str(tmp_path / "adapter"))
+    assert sorted(p.name for p in adapter_dir.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    fresh = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-lora").eval()
+    with torch.no_grad():
+        theirs = peft.PeftModel.from_pretrained(fresh, adapter_dir).eval()(tokens).logits
+    assert (ours - theirs).abs().max().item() <= 1e-5
+
+    merged = llm.peft.merge_lora(str(checkpoint), str(tmp_path / "merged"))
+    again = hf_models.nemolite_logits(Path(merged), tokens, vocab=BYTE_VOCAB)[..., :BYTE_VOCAB]
+    assert (ours - again).abs().max().item() <= 1e-5

@@ -43,6 +43,12 @@ class SavedModel:
     context: Path | None
     meta: dict[str, Any]
 
+    @property
+    def peft(self) -> dict[str, Any] | None:
+        """The LoRA settings of a LoRA fine-tune's checkpoint (None: no adapters)."""
+        peft = self.meta.get("peft")
+        return peft if isinstance(peft, dict) else None
+
 
 def family_for(model_class: str | None, config: GPTConfig) -> fam.Family:
     """The family of a saved model: by its model class, else by its features."""
@@ -75,18 +81,12 @@ def read_saved(path: str | Path) -> SavedModel:
     if not fields:
         raise DataFileError(checkpoint, "the checkpoint records no model config",
                             "export a checkpoint written by nemolite")
-    cls = hf_config.load_class(config_class) if config_class else _guess_class(fields)
+    cls = hf_config.load_class(config_class) if config_class else GPTConfig  # written before config_class
     names = {f.name for f in dataclasses.fields(cls)}
     config = cls(**{k: v for k, v in fields.items() if k in names})
     model_class = meta.get("model_class") or model_json.get("model_class")
     dtype = DTYPES.get(str(meta.get("dtype", "float32")), torch.float32)
     return SavedModel(checkpoint, config, family_for(model_class, config), dtype, context, meta)
-
-
-def _guess_class(fields: dict[str, Any]) -> Any:
-    from nemolite.llm.gpt.model.base import GPTConfig
-
-    return GPTConfig
 
 
 class ShardWriter:
@@ -101,6 +101,7 @@ class ShardWriter:
         self.total = 0
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
+        """Queues a tensor; writes the pending shard first when this one would overflow it."""
         size = tensor.numel() * tensor.element_size()
         if self.pending and self.pending_bytes + size > self.max_bytes:
             self.flush()
@@ -109,6 +110,7 @@ class ShardWriter:
         self.total += size
 
     def flush(self) -> None:
+        """Writes the pending tensors as the next shard."""
         from safetensors.torch import save_file
 
         if not self.pending:
@@ -166,11 +168,27 @@ def write_config(saved: SavedModel, directory: Path) -> None:
             shutil.copy2(item, directory / item.name)
 
 
-def export_hf(path: str | Path, output_path: str | Path, overwrite: bool = False,
-              max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
-    """Exports the checkpoint `path` to a Hugging Face directory `output_path`; returns it."""
+def load_model(saved: SavedModel) -> Any:
+    """The saved model in this one process (with its LoRA adapters, if it has some); needs megatron_io's world."""
     from nemolite.llm.gpt.model.conversion import megatron_io
 
+    model = megatron_io.build_model(saved.config, int(saved.config.vocab_size or 0), saved.dtype)
+    peft = saved.peft
+    if peft is not None:
+        from nemolite.llm.peft.lora import LoRA
+        from nemolite.llm.peft.lora_transform import apply_lora
+
+        spec = LoRA(target_modules=tuple(peft["target_modules"]), dim=peft["dim"], alpha=peft["alpha"],
+                    dropout=peft.get("dropout", 0.0))
+        apply_lora([model], spec, seed=int(peft.get("seed", 0)))
+    megatron_io.load_checkpoint(model, saved.checkpoint)
+    return model
+
+
+TARGETS = ("hf", "hf-peft")
+
+
+def _prepare(path: str | Path, output_path: str | Path, overwrite: bool) -> tuple[Path, SavedModel]:
     final = Path(output_path)
     if final.exists() and not overwrite:
         raise ConfigError("output_path", str(final), "already exists", "pass overwrite=True to replace it")
@@ -178,18 +196,78 @@ def export_hf(path: str | Path, output_path: str | Path, overwrite: bool = False
     if not saved.config.vocab_size:
         raise ConfigError("model.config.vocab_size", None, "the checkpoint records no vocabulary size",
                           "export a checkpoint whose model config sets vocab_size")
+    return final, saved
+
+
+def export_hf(path: str | Path, output_path: str | Path, overwrite: bool = False,
+              max_shard_bytes: int = MAX_SHARD_BYTES, target: str = "hf") -> Path:
+    """Exports the checkpoint `path` to a Hugging Face directory `output_path`; returns it.
+
+    `target="hf"` writes the whole model (LoRA adapters merged into their weights);
+    `target="hf-peft"` writes only a LoRA fine-tune's adapters, as a `peft` adapter directory.
+    """
+    from nemolite.llm.gpt.model.conversion import megatron_io
+
+    final, saved = _prepare(path, output_path, overwrite)
+    if target == "hf-peft" and saved.peft is None:
+        raise ConfigError("target", target, f"{saved.checkpoint} holds no LoRA adapters",
+                          "use target=hf for a fully fine-tuned or imported model")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         with megatron_io.single_process_megatron():
-            model = megatron_io.build_model(saved.config, int(saved.config.vocab_size), saved.dtype)
-            megatron_io.load_checkpoint(model, saved.checkpoint)
-            count = write_weights(model, saved, tmp, max_shard_bytes)
+            model = load_model(saved)
+            if target == "hf-peft":
+                from nemolite.llm.peft.merge import write_peft_adapter
+
+                base = saved.meta.get("imported_from") or _imported_source(saved)
+                count = write_peft_adapter(model, list(converter.plan(saved.family, saved.config)),
+                                           saved.config, saved.peft or {}, tmp, base)
+            else:
+                if saved.peft is not None:
+                    from nemolite.llm.peft.merge import merge_adapters
+
+                    merge_adapters(model)
+                count = write_weights(model, saved, tmp, max_shard_bytes)
+                write_config(saved, tmp)
             del model
-        write_config(saved, tmp)
         store.publish_dir(tmp, final, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("exported %s (%d tensors) to %s", saved.checkpoint, count, final)
+    return final
+
+
+def _imported_source(saved: SavedModel) -> str | None:
+    if saved.context is None:
+        return None
+    return store.read_json(saved.context / store.MODEL_JSON).get("source")
+
+
+def merge_lora_checkpoint(path: str | Path, output_path: str | Path, overwrite: bool = False) -> Path:
+    """A LoRA fine-tune's checkpoint with its adapters merged: a plain nemolite checkpoint."""
+    from nemolite.lightning import megatron_checkpoint as ckpt
+    from nemolite.llm.gpt.model.conversion import megatron_io
+
+    final, saved = _prepare(path, output_path, overwrite)
+    if saved.peft is None:
+        raise ConfigError("lora_checkpoint_path", str(path), "holds no LoRA adapters",
+                          "give the checkpoint of a LoRA fine-tune (peft=LoRA())")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        with megatron_io.single_process_megatron():
+            from nemolite.llm.peft.merge import merge_adapters
+
+            model = load_model(saved)
+            merge_adapters(model)
+            sharded = {k: v for k, v in ckpt.model_sharded_state_dict([model])["model0"].items()
+                       if "_adapter." not in k}
+            meta = {k: v for k, v in saved.meta.items() if k != "peft"} | {"merged_from": str(saved.checkpoint)}
+            megatron_io.save_checkpoint_state({"model0": sharded}, tmp, meta)
+        store.publish_dir(tmp, final, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return final

@@ -102,6 +102,13 @@ def _in_process_results_queue() -> Iterator[None]:
 
 def save_checkpoint(model: Any, path: Path, meta: dict[str, Any]) -> None:
     """Writes `model` as a nemolite `torch_dist` checkpoint into the directory `path` (with its marker)."""
+    from nemolite.lightning import megatron_checkpoint as ckpt
+
+    save_checkpoint_state(ckpt.model_sharded_state_dict([model]), path, meta)
+
+
+def save_checkpoint_state(state: dict[str, Any], path: Path, meta: dict[str, Any]) -> None:
+    """Writes a model's sharded state dict (`{"model0": ...}`) and the checkpoint marker."""
     import json
 
     from nemolite.lightning import megatron_checkpoint as ckpt
@@ -109,7 +116,7 @@ def save_checkpoint(model: Any, path: Path, meta: dict[str, Any]) -> None:
 
     path.mkdir(parents=True, exist_ok=True)
     with _in_process_results_queue():
-        ckpt.save({"state_dict": ckpt.model_sharded_state_dict([model])}, path)
+        ckpt.save({"state_dict": state}, path)
     with open(path / MARKER, "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
         f.flush()

@@ -1,0 +1,110 @@
+"""Hugging Face import and export vs transformers' own load and save of the same model.
+
+A random Llama 3.2 1B-shaped model (bf16, made locally, sharded safetensors) is: loaded and saved
+again by transformers (`from_pretrained` + `save_pretrained`: the peer), imported by nemolite
+(`llm.import_ckpt`), and exported back (`llm.export_ckpt`). Each case runs in its own process;
+wall time and peak RSS are measured there. Goals (issue 9): import and export at most 1.0x the
+peer's time, peak RSS at most 1.25x the checkpoint's size on disk.
+
+    python benchmarks/hf_convert.py [--size 1b|small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SIZES = {
+    # Llama 3.2 1B: 16 layers, hidden 2048, ffn 8192, 32 heads, 8 groups, vocab 128256, tied.
+    "1b": dict(num_hidden_layers=16, hidden_size=2048, intermediate_size=8192, num_attention_heads=32,
+               num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True),
+    "small": dict(num_hidden_layers=4, hidden_size=512, intermediate_size=2048, num_attention_heads=8,
+                  num_key_value_heads=2, vocab_size=32000, tie_word_embeddings=True),
+}
+
+
+def make(size: str, out: Path) -> None:
+    import torch
+    import transformers
+
+    config = transformers.LlamaConfig(**SIZES[size], rope_theta=500000.0, max_position_embeddings=131072,
+                                      rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})
+    with torch.device("cpu"):
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.save_pretrained(out / "hf", max_shard_size="500MB")
+
+
+def case(name: str, out: Path) -> dict:
+    """One measured case in this process."""
+    start = time.perf_counter()
+    if name == "transformers":
+        import torch
+        import transformers
+
+        model = transformers.AutoModelForCausalLM.from_pretrained(out / "hf", dtype=torch.bfloat16)
+        model.save_pretrained(out / "hf_resaved", max_shard_size="500MB")
+    elif name == "nemolite_import":
+        from nemolite import llm
+
+        llm.import_ckpt(source=str(out / "hf"), output_path=str(out / "imported"))
+    elif name == "nemolite_export":
+        from nemolite import llm
+
+        llm.export_ckpt(path=str(out / "imported"), output_path=str(out / "exported"))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def _run(name: str, out: Path) -> dict:
+    cmd = [sys.executable, __file__, "--case", name, "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", default="1b", choices=sorted(SIZES))
+    parser.add_argument("--case")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(case(args.case, Path(args.out))))
+        return
+    from _report import report
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        os.environ["NEMO_HOME"] = str(out / "nemo_home")
+        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                        f"import hf_convert; hf_convert.make({args.size!r}, __import__('pathlib').Path({tmp!r}))"],
+                       check=True, capture_output=True)
+        disk = _size(out / "hf")
+        results = {name: _run(name, out) for name in ("transformers", "nemolite_import", "nemolite_export")}
+    peer = results["transformers"]["seconds"]
+    rows = [[name, f"{r['seconds']:.1f}", f"{r['seconds'] / peer:.2f}x", f"{r['peak_rss'] / 2**30:.2f}",
+             f"{r['peak_rss'] / disk:.2f}x"] for name, r in results.items()]
+    report(f"hf_convert_{args.size}", f"HF conversion of a random Llama 3.2 {args.size} (bf16, "
+           f"{disk / 2**30:.2f} GiB of safetensors)",
+           ["case", "wall s", "vs transformers", "peak RSS GiB", "RSS / checkpoint size"], rows,
+           notes="transformers = from_pretrained + save_pretrained of the same files; each case in its own "
+                 "process (peak RSS includes the Python, torch and megatron imports).")
+
+
+if __name__ == "__main__":
+    main()
