@@ -78,6 +78,7 @@ def test_finetune_from_nemo_uri_then_export_matches_transformers(tmp_path: Path,
     assert (ours[..., :BYTE_VOCAB] - theirs).abs().max().item() <= 1e-5
 
 
+@pytest.mark.slow  # ~40 s on 2 cores: a LoRA run plus three exports
 def test_lora_finetune_exports_merged_weights_and_a_peft_adapter(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     peft = pytest.importorskip("peft")

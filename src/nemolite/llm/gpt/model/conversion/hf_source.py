@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,14 +136,12 @@ class ShardReader:
         for path in files:
             for name in _check_shard(path):
                 self.where[name] = path
-        self._stack = ExitStack()
-        self._open: dict[Path, Any] = {}
 
     def __enter__(self) -> ShardReader:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._stack.close()
+        return None
 
     def get(self, name: str) -> Any:
         """The tensor `name` (a torch.Tensor)."""
@@ -154,9 +151,10 @@ class ShardReader:
         if path is None:
             raise DataFileError(name, "tensor missing from the safetensors files",
                                 "the weights do not match config.json; re-download the model")
-        if path not in self._open:
-            self._open[path] = self._stack.enter_context(safe_open(str(path), framework="pt"))
-        return self._open[path].get_tensor(name)
+        # Opened per tensor: closing unmaps the file, so the shards' pages do not pile up in RSS
+        # while the model fills (the header parse this repeats is tiny next to the tensor).
+        with safe_open(str(path), framework="pt") as f:
+            return f.get_tensor(name)
 
     def names(self) -> Iterator[str]:
         """Every tensor name in the shards."""
