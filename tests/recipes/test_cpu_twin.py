@@ -146,3 +146,15 @@ def test_nemo_keyword_arguments_change_the_recipe() -> None:
     assert fast.keywords["trainer"].plugins.grad_reduce_in_fp32 is False
     qwen = fdl.build(plugins.recipe_module("qwen3_8b").pretrain_recipe(seq_length=2048, tensor_parallelism=2))
     assert qwen.keywords["data"].seq_length == 2048 and qwen.keywords["trainer"].strategy.tensor_model_parallel_size == 2
+
+
+@pytest.mark.slow
+@pytest.mark.multiproc
+def test_two_process_twin_trains_tensor_sequence_and_expert_parallel(nemo, tmp_path: Path) -> None:
+    result = nemo("llm", "pretrain", "--factory", "qwen3_30b_a3b", "--cpu-twin", "trainer.max_steps=2",
+                  "executor=torchrun", "executor.ntasks_per_node=2", "-y", timeout=600,
+                  env={"NEMORUN_HOME": str(tmp_path / "nemo_run"), "NEMO_HOME": str(tmp_path / "nemo")})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "TP2 SP, EP2 ETP1" in result.stdout
+    checkpoint = next((tmp_path / "nemo_experiments" / "default").glob("*/checkpoints/*step=2*last"))
+    assert {p.name for p in checkpoint.glob("__*_*.distcp")} >= {"__0_0.distcp", "__1_0.distcp"}
