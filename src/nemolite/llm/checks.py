@@ -54,6 +54,9 @@ def check_task(
     if on_this_machine and check_files is not None:
         check_files()  # the data must be readable where the job runs, not where it is submitted
     strategy = trainer.strategy or MegatronStrategy()
+    if not isinstance(strategy, MegatronStrategy):
+        raise ConfigError("trainer.strategy", type(strategy).__name__, "LLM models run on megatron-core",
+                          "use nl.MegatronStrategy(...) (DDPStrategy is for models that are not megatron's, e.g. ASR)")
     per_node = devices_per_node(trainer, cuda=cuda) if on_this_machine else _declared_devices(trainer)
     check_layout(
         strategy,
