@@ -17,6 +17,7 @@ def test_docs_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     from nbclient import NotebookClient
 
     home = tmp_path / "home"
+    home.mkdir()
     monkeypatch.setenv("HOME", str(home))  # the kernel and its jobs inherit this environment
     monkeypatch.setenv("NEMORUN_HOME", str(home / ".nemo_run"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

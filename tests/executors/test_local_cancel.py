@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 LAUNCH = """
-import sys, time
 import nemo_run as run
 from nemolite.cli.launch import submit
-experiment, states = submit(run.Partial(time.sleep, 600), run.LocalExecutor(), "sleepy",
+experiment, states = submit(run.Script(inline="sleep 600"), run.LocalExecutor(), "sleepy",
                             detach=False, tail_logs=False)
 print("STATES", states, flush=True)
 """
