@@ -168,7 +168,7 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(1.0 + 0.2 * noise)
             else:
                 p.copy_(0.1 * noise)
-        for name, module in model.named_modules():
+        for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm1d):
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.2)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) + 0.5)

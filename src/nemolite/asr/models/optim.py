@@ -1,8 +1,8 @@
 """The optimizer and LR schedule a NeMo ASR config's `optim:` section describes.
 
 `name`: adamw, adam or sgd; `sched.name`: CosineAnnealing (linear warmup over `warmup_steps` or
-`warmup_ratio` of the run, then cosine from `lr` to `min_lr`), WarmupAnnealing-free constant
-(`sched: null`). The schedule steps every optimizer step, as NeMo's does.
+`warmup_ratio` of the run, then cosine from `lr` to `min_lr`); `sched: null` keeps `lr` constant.
+The schedule steps every optimizer step, as NeMo's does.
 """
 
 from __future__ import annotations
