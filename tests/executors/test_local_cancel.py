@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,12 +34,12 @@ def test_cancel_from_another_process_stops_a_running_local_job(tmp_path: Path) -
     from nemolite.executors._local_cancel import job_pids
 
     env = dict(os.environ, HOME=str(tmp_path), NEMORUN_HOME=str(tmp_path / "nr"), NO_COLOR="1")
+    log_dirs: list[Path] = []
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCH], cwd=tmp_path, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         experiments = tmp_path / "nr" / "experiments" / "sleepy"
         deadline = time.monotonic() + 240
-        log_dirs: list[Path] = []
         while time.monotonic() < deadline and not log_dirs:
             time.sleep(2)
             log_dirs = [p for p in experiments.glob("sleepy_*/sleepy/nemo_run/*") if p.is_dir()]
@@ -53,3 +55,7 @@ def test_cancel_from_another_process_stops_a_running_local_job(tmp_path: Path) -
     finally:
         if launcher.poll() is None:
             launcher.kill()
+        for log_dir in log_dirs:  # a failed cancel must not leave `sleep 600` behind
+            for pid in job_pids(str(log_dir)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
