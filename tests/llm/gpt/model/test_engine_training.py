@@ -41,6 +41,14 @@ def mock_data(global_batch_size: int = 4) -> MockDataModule:
     return MockDataModule(seq_length=SEQ, micro_batch_size=2, global_batch_size=global_batch_size)
 
 
+def english_data(global_batch_size: int = 4) -> Any:
+    """The bundled English corpus: learnable, where mock data's uniform tokens are not (with the
+    padded vocabulary masked, an untrained model already predicts them as well as anything can)."""
+    from nemolite.llm.gpt.data.corpus import BundledCorpusDataModule
+
+    return BundledCorpusDataModule(seq_length=SEQ, micro_batch_size=2, global_batch_size=global_batch_size)
+
+
 def cpu_trainer(max_steps: int, **fields: Any) -> Trainer:
     defaults: dict[str, Any] = {
         "accelerator": "cpu",
@@ -170,16 +178,17 @@ def test_per_token_loss_does_not_depend_on_micro_batching(tmp_path: Path) -> Non
 
 
 def test_bf16_mixed_trains_close_to_fp32() -> None:
-    _, fp32 = _fit(small_llama(), mock_data(), cpu_trainer(6))
-    _, bf16 = _fit(small_llama(), mock_data(), cpu_trainer(6, plugins=MegatronMixedPrecision("bf16-mixed")))
+    _, fp32 = _fit(small_llama(), english_data(), cpu_trainer(6))
+    _, bf16 = _fit(small_llama(), english_data(), cpu_trainer(6, plugins=MegatronMixedPrecision("bf16-mixed")))
     chunk = bf16.chunks[0]
     assert any(p.dtype == torch.bfloat16 for p in chunk.parameters())
     # It trains: the same fall as fp32 (~0.22 in 6 steps; a run whose updates are lost stays flat).
     assert bf16.train_losses[-1] < bf16.train_losses[0] - 0.15, bf16.train_losses
-    # Observed: at most 5e-5 relative over 8 steps. bf16 rounds each weight and activation to ~3
-    # significant digits, but the loss averages 256 tokens in fp32 (megatron's Float16Module hands
-    # back fp32 logits) and fp32 main params keep every update exact; 2e-4 leaves 4x headroom.
-    assert bf16.train_losses == pytest.approx(fp32.train_losses, rel=2e-4)
+    # Observed on English text: at most 1.0e-3 relative over 6 steps (5e-5 on uniform mock tokens,
+    # which no longer train). bf16 rounds each weight and activation to ~3 significant digits, but
+    # the loss averages 256 tokens in fp32 (megatron's Float16Module hands back fp32 logits) and
+    # fp32 main params keep every update exact; 3e-3 leaves 3x headroom, far below the fall of 0.15.
+    assert bf16.train_losses == pytest.approx(fp32.train_losses, rel=3e-3)
 
 
 def test_run_training_fits_and_validates(tmp_path: Path) -> None:
@@ -188,8 +197,8 @@ def test_run_training_fits_and_validates(tmp_path: Path) -> None:
     assert run_dir is not None and Path(run_dir).is_relative_to(tmp_path)
 
     def evaluate(steps: int) -> tuple[Any, float, float]:
-        pl_trainer, dm, module = build_run(model=small_llama(), data=mock_data(), trainer=cpu_trainer(
-            steps, default_root_dir=str(tmp_path), limit_val_batches=2, limit_test_batches=1))
+        pl_trainer, dm, module = build_run(model=small_llama(), data=english_data(), trainer=cpu_trainer(
+            max(steps, 1), default_root_dir=str(tmp_path), limit_val_batches=2, limit_test_batches=1))
         if steps:
             pl_trainer.fit(module, datamodule=dm)
         val = pl_trainer.validate(module, datamodule=dm)[0]["val_loss"]
@@ -198,7 +207,7 @@ def test_run_training_fits_and_validates(tmp_path: Path) -> None:
     untrained, val0, test0 = evaluate(0)
     # limit_val_batches counts global batches (2 micro-batches each here), as in NeMo.
     assert untrained.limit_val_batches == 4
-    # 6 steps move the model from uniform over the padded vocabulary toward the 264 byte ids
-    # (train loss -0.2): validation and test, on held-out mock samples, must see it too.
+    # 6 steps on English text move the model from uniform over the 264 byte ids toward English's
+    # byte frequencies: validation and test, on held-out documents, must see it too.
     _, val6, test6 = evaluate(6)
     assert val6 < val0 - 0.1 and test6 < test0 - 0.1, (val0, val6, test0, test6)
