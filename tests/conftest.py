@@ -20,6 +20,10 @@ NEMO = shutil.which("nemo") or str(Path(sys.executable).with_name("nemo"))
 HOME_VARS = ("HOME", "NEMORUN_HOME", "NEMO_HOME", "HF_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
              "MPLCONFIGDIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
 _SESSION_HOME: Path | None = None
+# The environment pytest started with, and what Lightning's one-process launch adds to it.
+_SESSION_ENV = dict(os.environ)
+_DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK",
+              "LOCAL_WORLD_SIZE", "GROUP_RANK")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,6 +61,11 @@ def _restore_environment():
     WORLD_SIZE... in os.environ and keeps its TCP store listening on that port; a later test's
     subprocess would inherit the port and fail with EADDRINUSE.
     """
+    # A module-scoped fixture that trained in this process ran before this fixture saved the
+    # environment: drop the rendezvous variables it left, or every later test inherits them.
+    for var in _DIST_VARS:
+        if var not in _SESSION_ENV:
+            os.environ.pop(var, None)
     saved = dict(os.environ)
     yield
     os.environ.clear()
