@@ -235,6 +235,7 @@ def assert_torn_and_skipped(run_dir: Path, step: int, resumed: subprocess.Comple
     assert f"step={step}-" not in resumed_from(resumed), resumed_from(resumed)
 
 
+@pytest.mark.slow  # ~1-2 min on 2 cores; the default run keeps tests/lightning/test_checkpoint.py's kills
 def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     assert launch(ref, 6, 2).returncode == 0
@@ -291,6 +292,7 @@ def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str
 
 
 @pytest.mark.multiproc
+@pytest.mark.slow  # ~3 min on 2 cores
 def test_sigterm_on_one_rank_saves_on_all_and_the_same_command_resumes(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     assert launch(ref, 6, 100, nproc=2, TP="2").returncode == 0
@@ -305,6 +307,7 @@ def test_sigterm_on_one_rank_saves_on_all_and_the_same_command_resumes(tmp_path:
 
 
 @pytest.mark.multiproc
+@pytest.mark.slow  # ~2 min on 2 cores
 def test_tp2_checkpoint_resumes_as_tp1_on_the_same_curve(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     assert launch(ref, 6, 2, nproc=2, TP="2").returncode == 0
