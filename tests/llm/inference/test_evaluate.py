@@ -12,6 +12,7 @@ import torch
 
 from nemolite import llm
 from nemolite.errors import ConfigError, NemoliteError
+from tests.llm.gpt.model import hf_models
 
 sys.path.insert(0, str(Path(__file__).parent))
 from inference_ckpts import tiny_config, write_checkpoint  # noqa: E402
@@ -151,8 +152,6 @@ def test_backend_equals_lm_evals_hf_backend_on_the_exported_model(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Per-example log-likelihoods and accuracy: nemolite on an imported model == lm-eval's `hf`
     backend (transformers) on the same model exported back to Hugging Face."""
-    import importlib.util
-
     import transformers
     from inference_ckpts import save_word_tokenizer
     from lm_eval import simple_evaluate
@@ -163,10 +162,6 @@ def test_backend_equals_lm_evals_hf_backend_on_the_exported_model(tmp_path: Path
 
     monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo_home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    spec = importlib.util.spec_from_file_location("hf_models", Path(__file__).parents[1] / "gpt" / "model" / "hf_models.py")
-    assert spec is not None and spec.loader is not None
-    hf_models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hf_models)
     src = tmp_path / "hf"
     hf_models.make_hf_model("llama32", src)
     save_word_tokenizer(src, hf_models.VOCAB)
