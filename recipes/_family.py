@@ -85,6 +85,30 @@ class Size:
         return replace(self, name=name, **changes)
 
 
+def qwen_size(name: str, title: str, model: type, config: type, hf_id: str) -> Size:
+    """A Qwen family's base row: NeMo 2.0's Qwen2.5 and Qwen3 recipes publish one schedule.
+
+    4096-token mock data, global batch 32, micro batch 2, 300k steps validated every 500, lr
+    3e-4 -> 3e-5 after 500 warmup steps, one GPU; larger sizes are variants of this row.
+    """
+    return Size(
+        name=name,
+        title=title,
+        model=model,
+        config=config,
+        hf_id=hf_id,
+        pretrain=Layout(),
+        seq_length=4096,
+        global_batch_size=32,
+        micro_batch_size=2,
+        max_steps=300_000,
+        val_check_interval=500,
+        limit_test_batches=32,
+        warmup_steps=500,
+        min_lr=3e-5,
+    )
+
+
 def with_overrides(size: Size, layout: dict[str, Any], fields: dict[str, Any]) -> Size:
     """The size with the arguments a caller gave (None = the published value)."""
     given_layout = {k: v for k, v in layout.items() if v is not None}

@@ -6,24 +6,10 @@ GPU's share fits 80 GB (7B: TP2, 14B: TP4, 32B: TP8 PP2 over 2 nodes, 72B: TP8 P
 """
 
 from nemolite import llm
-from nemolite.recipes._family import Layout, Size
+from nemolite.recipes._family import Layout, qwen_size
 
-QWEN25 = Size(
-    name="qwen25_500m",
-    title="Qwen2.5 0.5B",
-    model=llm.Qwen2Model,
-    config=llm.Qwen25Config500M,
-    hf_id="Qwen/Qwen2.5-0.5B",
-    pretrain=Layout(),
-    seq_length=4096,
-    global_batch_size=32,
-    micro_batch_size=2,
-    max_steps=300_000,
-    val_check_interval=500,
-    limit_test_batches=32,
-    warmup_steps=500,
-    min_lr=3e-5,
-)
+QWEN25 = qwen_size("qwen25_500m", "Qwen2.5 0.5B", llm.Qwen2Model, llm.Qwen25Config500M,
+                   "Qwen/Qwen2.5-0.5B")
 
 SIZES = {
     size.name: size

@@ -9,26 +9,11 @@ TP8, 32B: TP8 PP2 over 2 nodes with full recomputation). The MoE sizes keep expe
 """
 
 from nemolite import llm
-from nemolite.recipes._family import Layout, Size
+from nemolite.recipes._family import Layout, qwen_size
 
 MOE_LORA = llm.LoRA(target_modules=("linear_qkv", "linear_proj"))
 
-QWEN3 = Size(
-    name="qwen3_600m",
-    title="Qwen3 0.6B",
-    model=llm.Qwen3Model,
-    config=llm.Qwen3Config600M,
-    hf_id="Qwen/Qwen3-0.6B",
-    pretrain=Layout(),
-    seq_length=4096,
-    global_batch_size=32,
-    micro_batch_size=2,
-    max_steps=300_000,
-    val_check_interval=500,
-    limit_test_batches=32,
-    warmup_steps=500,
-    min_lr=3e-5,
-)
+QWEN3 = qwen_size("qwen3_600m", "Qwen3 0.6B", llm.Qwen3Model, llm.Qwen3Config600M, "Qwen/Qwen3-0.6B")
 
 
 def _dense(name: str, title: str, config: type, hf: str, tp: int, **changes) -> object:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -103,3 +104,31 @@ def llm_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def nemo(tmp_path: Path):
     """`nemo(*args)` in an empty working directory (tmp_path), which tests can inspect afterwards."""
     return lambda *args, **kw: run_nemo(*args, cwd=tmp_path, **kw)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def parallel():
+    """A 1-process gloo world with megatron's model-parallel groups and RNG tracker (torn down afterwards)."""
+    import torch
+    from megatron.core import parallel_state
+    from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
+
+    from nemolite.backends import cpu
+
+    cpu.apply()
+    started = not torch.distributed.is_initialized()
+    if started:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+        torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+    parallel_state.initialize_model_parallel()
+    model_parallel_cuda_manual_seed(1234)
+    yield
+    parallel_state.destroy_model_parallel()
+    if started:
+        torch.distributed.destroy_process_group()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,13 +16,6 @@ from nemolite.lightning.callbacks.metrics import read_metrics
 from nemolite.lightning.checkpoint import ModelCheckpoint
 
 TOY = Path(__file__).with_name("test_checkpoint_toy.py")
-
-
-def load_toy():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("nemolite_ckpt_toy", TOY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_toy(run_dir: Path, steps: int, every: int, **env: str) -> subprocess.CompletedProcess:
@@ -55,8 +47,7 @@ def test_killed_at_steps_and_inside_a_save_resumes_bit_exact(tmp_path: Path) -> 
     assert not ckdir.list_incomplete(killed / "checkpoints")
 
 
-def test_top_k_keeps_the_best_by_monitor_plus_the_last(tmp_path: Path) -> None:
-    toy = load_toy()
+def test_top_k_keeps_the_best_by_monitor_plus_the_last(tmp_path: Path, toy) -> None:  # noqa: ANN001
     toy.train(tmp_path, max_steps=8, every_n=2, top_k=2)
     complete = ckdir.list_complete(tmp_path / "checkpoints")
     scores = {c.step: c.meta["score"] for c in complete}
@@ -69,9 +60,7 @@ def test_top_k_keeps_the_best_by_monitor_plus_the_last(tmp_path: Path) -> None:
     assert complete[-1].is_end
 
 
-def test_train_time_interval_saves_when_the_time_has_passed(tmp_path: Path) -> None:
-    toy = load_toy()
-
+def test_train_time_interval_saves_when_the_time_has_passed(tmp_path: Path, toy) -> None:  # noqa: ANN001
     class SlowStep(toy.pl.Callback):
         def on_train_batch_end(self, trainer, *args) -> None:  # noqa: ANN001, ANN002
             if trainer.global_step == 3:

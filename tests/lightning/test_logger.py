@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -13,14 +12,6 @@ from nemolite.errors import ConfigError
 from nemolite.lightning.logger import NeMoLogger, WandbLogger
 
 TOY = Path(__file__).with_name("test_checkpoint_toy.py")
-
-
-@pytest.fixture(scope="module")
-def toy():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("nemolite_logger_toy", TOY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,6 @@ import pytest
 from nemolite.errors import ConfigError, DataFileError
 from nemolite.lightning import exp_ckpt_dir as ckdir
 from nemolite.lightning.resume import AutoResume
-
-TOY = Path(__file__).with_name("test_checkpoint_toy.py")
-
-
-@pytest.fixture(scope="module")
-def toy():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("nemolite_resume_toy", TOY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 
 from nemolite import llm
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "llm" / "inference"))
-from inference_ckpts import tiny_config, write_checkpoint  # noqa: E402
+from tests.llm.inference.inference_ckpts import tiny_config, write_checkpoint
 
 pytestmark = pytest.mark.multiproc
 

@@ -8,7 +8,6 @@ on the same micro-batches, and the TP=2 run's checkpoint exports back to the ori
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,21 +17,14 @@ from typing import Any
 
 import pytest
 
+from tests.llm.gpt.model import hf_models
+
 pytestmark = [pytest.mark.multiproc, pytest.mark.slow]  # ~1.5 min on 2 shared cores
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 HARNESS = Path(__file__).with_name("hf_harness.py")
-MODELS = Path(__file__).parents[1] / "llm" / "gpt" / "model" / "hf_models.py"
 BYTE_VOCAB = 264
-
-
-def _hf_models() -> Any:
-    spec = importlib.util.spec_from_file_location("hf_models", MODELS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _launch(out: Path, nproc: int, modes: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -52,13 +44,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]
     home = out / "nemo_home"
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "NEMO_HOME": str(home),
                         "HF_HUB_OFFLINE": "1", "HOME": str(out)}
-    hf = _hf_models()
     references = {}
     old = os.environ.get("NEMO_HOME")
     os.environ["NEMO_HOME"] = str(home)
     try:
         for name, family in (("dense", "llama31"), ("moe", "mixtral")):
-            references[name] = hf.make_hf_model(family, out / name, vocab_size=BYTE_VOCAB, num_hidden_layers=2)
+            references[name] = hf_models.make_hf_model(family, out / name, vocab_size=BYTE_VOCAB, num_hidden_layers=2)
             llm.import_ckpt(source=str(out / name))
     finally:
         os.environ.pop("NEMO_HOME") if old is None else os.environ.__setitem__("NEMO_HOME", old)

@@ -34,7 +34,9 @@ class RichWERProgress(RichStepProgress):
         fields = {name: _fmt(scalar(trainer, key), pct) for name, key, pct in
                   (("loss", "reduced_train_loss", False), ("wer", "train_wer", True), ("val_wer", "val_wer", True))}  # fmt: skip
         if self._progress is not None and step % self.refresh_rate == 0:
-            self._progress.update(self._task, completed=step, **fields)
+            self._progress.update(
+                self._task, completed=step, loss=fields["loss"], wer=fields["wer"], val_wer=fields["val_wer"]
+            )
         if trainer.is_global_zero and self.log_every_n_steps and step % self.log_every_n_steps == 0:
             log.info("step %d/%s loss %s WER %s val WER %s", step, trainer.max_steps, fields["loss"], fields["wer"], fields["val_wer"])
 

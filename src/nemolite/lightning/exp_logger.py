@@ -89,13 +89,15 @@ def _attach_callbacks(spec: NeMoLogger, trainer: pl.Trainer, run_dir: Path) -> N
     from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 
     from nemolite.lightning.callbacks import PreemptionCallback, ProgressBar
+    from nemolite.lightning.callbacks._state import connector_attrs
     from nemolite.lightning.callbacks.checkpoint import CheckpointCallback
     from nemolite.lightning.callbacks.loss_curve import LossCurveWriter
     from nemolite.lightning.callbacks.metrics import NeMoMetrics
     from nemolite.lightning.callbacks.preemption import PreemptionHandler
     from nemolite.lightning.callbacks.progress import RichStepProgress
 
-    callbacks = list(trainer.callbacks)
+    attrs = connector_attrs(trainer)
+    callbacks = list(attrs.callbacks)
     # Lightning's defaults (a progress bar counting batches, a checkpoint into ./lightning_logs)
     # are replaced by ours; callbacks the user configured stay.
     had_bar = any(type(cb) in (RichProgressBar, TQDMProgressBar, RichStepProgress) for cb in callbacks)
@@ -107,13 +109,13 @@ def _attach_callbacks(spec: NeMoLogger, trainer: pl.Trainer, run_dir: Path) -> N
         if not any(isinstance(cb, PreemptionHandler) for cb in callbacks):
             callbacks.append(PreemptionCallback().build())
     if had_bar and not any(isinstance(cb, RichStepProgress) for cb in callbacks):
-        callbacks.append(ProgressBar(log_every_n_steps=trainer.log_every_n_steps).build())
+        callbacks.append(ProgressBar(log_every_n_steps=attrs.log_every_n_steps).build())
     callbacks = [cb for cb in callbacks if not isinstance(cb, (NeMoMetrics, LossCurveWriter))]
     callbacks += [NeMoMetrics(run_dir), LossCurveWriter(run_dir)]
     # Lightning runs Checkpoint callbacks last (callback_connector._reorder_callbacks), as we need:
     # the metrics of the step are logged before a checkpoint is named after them.
-    trainer.callbacks = callbacks
-    trainer._default_root_dir = str(run_dir)
+    attrs.callbacks = callbacks
+    attrs._default_root_dir = str(run_dir)
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -145,6 +145,7 @@ def check_shards(path: Path) -> None:
 
 def _attach_restore(trainer: pl.Trainer, spec: AutoResume) -> None:
     from nemolite.lightning import model_store
+    from nemolite.lightning.callbacks._state import connector_attrs
     from nemolite.lightning.callbacks.restore import RestoreWeights
 
     assert spec.restore_config is not None  # checked by the caller
@@ -156,4 +157,4 @@ def _attach_restore(trainer: pl.Trainer, spec: AutoResume) -> None:
     context = model_store.context_of(info.path)
     trainer.nemolite_model_context = str(context) if context else None  # type: ignore[attr-defined]
     log.info("starting from the weights of %s (%s)", given, info.path)
-    trainer.callbacks.append(RestoreWeights(spec.restore_config, info.path))
+    connector_attrs(trainer).callbacks.append(RestoreWeights(spec.restore_config, info.path))

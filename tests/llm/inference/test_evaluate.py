@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ import torch
 
 from nemolite import llm
 from nemolite.errors import ConfigError, NemoliteError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from inference_ckpts import tiny_config, write_checkpoint  # noqa: E402
+from tests.llm.gpt.model import hf_models
 
 pytest.importorskip("lm_eval")
 
@@ -24,20 +21,6 @@ ROWS = [
     {"question": "Cats say", "choices": [" woof", " meow"], "answer": 1},
     {"question": "Fire is ", "choices": ["cold", "hot"], "answer": 1},
 ]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("eval_run")
-    write_checkpoint(root, tiny_config())
-    return root
-
-
-@pytest.fixture(scope="module")
-def engine(run_dir: Path):
-    from nemolite.llm.inference.generate import load_engine
-
-    return load_engine(run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -151,22 +134,16 @@ def test_backend_equals_lm_evals_hf_backend_on_the_exported_model(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Per-example log-likelihoods and accuracy: nemolite on an imported model == lm-eval's `hf`
     backend (transformers) on the same model exported back to Hugging Face."""
-    import importlib.util
-
     import transformers
-    from inference_ckpts import save_word_tokenizer
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
     from nemolite.llm.inference.evaluate import task_manager
     from nemolite.llm.inference.lm_eval_backend import NemoliteLM
+    from tests.llm.inference.inference_ckpts import save_word_tokenizer
 
     monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo_home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    spec = importlib.util.spec_from_file_location("hf_models", Path(__file__).parents[1] / "gpt" / "model" / "hf_models.py")
-    assert spec is not None and spec.loader is not None
-    hf_models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hf_models)
     src = tmp_path / "hf"
     hf_models.make_hf_model("llama32", src)
     save_word_tokenizer(src, hf_models.VOCAB)

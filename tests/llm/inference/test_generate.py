@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,25 +9,9 @@ import torch
 
 from nemolite import llm
 from nemolite.errors import ConfigError, NemoliteError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from inference_ckpts import tiny_config, write_checkpoint  # noqa: E402
+from tests.llm.inference.inference_ckpts import tiny_config, write_checkpoint
 
 PROMPTS = ["The cat sat on", "Hello", "A much longer prompt than the others, here"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gen_run")
-    write_checkpoint(root, tiny_config())
-    return root
-
-
-@pytest.fixture(scope="module")
-def engine(run_dir: Path):
-    from nemolite.llm.inference.generate import load_engine
-
-    return load_engine(run_dir)
 
 
 def _greedy(n: int, **kw) -> llm.CommonInferenceParams:
@@ -192,9 +175,9 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
 def test_chat_uses_the_tokenizers_template_with_the_generation_prompt(tmp_path: Path) -> None:
     """A Hugging Face tokenizer's Jinja template, rendered with add_generation_prompt=True."""
     import transformers
-    from inference_ckpts import save_word_tokenizer
 
     from nemolite.llm.inference.prompting import encode
+    from tests.llm.inference.inference_ckpts import save_word_tokenizer
 
     save_word_tokenizer(tmp_path, 100)
     tok = transformers.PreTrainedTokenizerFast.from_pretrained(tmp_path)

@@ -3,13 +3,9 @@ one-line errors through the same typer commands in this process (no interpreter 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from inference_ckpts import tiny_config, write_checkpoint  # noqa: E402
 
 
 @pytest.fixture
@@ -30,13 +26,6 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return result.exit_code, result.stdout, result.stderr
 
     return invoke
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cli_run")
-    write_checkpoint(root, tiny_config())
-    return root
 
 
 def test_generate_streams_the_greedy_text(nemo, run_dir: Path) -> None:

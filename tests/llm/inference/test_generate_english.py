@@ -9,15 +9,12 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from nemolite import llm
-
-sys.path.insert(0, str(Path(__file__).parent))
-from inference_ckpts import write_checkpoint  # noqa: E402
+from tests.llm.inference.inference_ckpts import write_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -8,30 +8,15 @@ per-token log-probs within 1e-5 of transformers' raw logits.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.llm.gpt.model import hf_models
+from tests.llm.inference.inference_ckpts import save_word_tokenizer
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-
-
-def _hf_models():
-    name = "hf_models"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "gpt" / "model" / "hf_models.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-hf_models = _hf_models()
-sys.path.insert(0, str(Path(__file__).parent))
-from inference_ckpts import save_word_tokenizer  # noqa: E402
 
 NEW_TOKENS = 64
 PROMPTS = ["w5 w17 w42 w8 w99 w23 w61", "w3", "w77 w12 w30"]

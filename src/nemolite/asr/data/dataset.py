@@ -84,7 +84,9 @@ class DurationBatchSampler:
             rng.shuffle(order)
         window = 64  # sort within windows: similar lengths together, still random overall
         order = [i for s in range(0, len(order), window) for i in sorted(order[s : s + window], key=self.durations.__getitem__)]
-        batches, current, total = [], [], 0.0
+        batches: list[list[int]] = []
+        current: list[int] = []
+        total = 0.0
         for i in order:
             if current and total + self.durations[i] > self.max_seconds:
                 batches.append(current)

@@ -28,6 +28,8 @@ class RelPositionalEncoding(nn.Module):
         dropout_rate_emb: dropout on the positional embeddings.
     """
 
+    pe: torch.Tensor  # registered buffer (1, 2 * L - 1, d_model), not saved
+
     def __init__(
         self,
         d_model: int,

@@ -49,6 +49,10 @@ def normalize_batch(x: torch.Tensor, seq_len: torch.Tensor, normalize_type: Any)
 class FilterbankFeatures(nn.Module):
     """Log-mel filterbank features; see `AudioToMelSpectrogramPreprocessor` for the arguments."""
 
+    # Registered buffers (typed here: nn.Module.__getattr__ would give `Tensor | Module`).
+    window: torch.Tensor | None
+    fb: torch.Tensor
+
     def __init__(
         self,
         *,

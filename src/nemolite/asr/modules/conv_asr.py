@@ -40,10 +40,12 @@ class ConvASRDecoder(nn.Module):
         self.vocabulary = list(vocabulary) if vocabulary is not None else None
         self._feat_in = feat_in
         self._num_classes = num_classes + 1 if add_blank else num_classes
-        self.decoder_layers = nn.Sequential(nn.Conv1d(feat_in, self._num_classes, kernel_size=1, bias=True))
+        conv = nn.Conv1d(feat_in, self._num_classes, kernel_size=1, bias=True)
+        self.decoder_layers = nn.Sequential(conv)
         if init_mode == "xavier_uniform":
-            nn.init.xavier_uniform_(self.decoder_layers[0].weight, gain=1.0)
-            nn.init.zeros_(self.decoder_layers[0].bias)
+            nn.init.xavier_uniform_(conv.weight, gain=1.0)
+            assert conv.bias is not None  # built with bias=True
+            nn.init.zeros_(conv.bias)
         self.temperature = 1.0
 
     @property

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+
+
+class ConnectorAttrs(Protocol):
+    """`pl.Trainer` attributes that Lightning's connectors assign, so its class body never declares.
+
+    `_CallbackConnector.on_trainer_init` sets `callbacks` and `_default_root_dir`,
+    `_LoggerConnector.on_trainer_init` sets `log_every_n_steps` (lightning 2.x); a type checker
+    cannot see them on `pl.Trainer`. Delete this the day Lightning annotates them in `Trainer`.
+    """
+
+    callbacks: list[Callback]
+    log_every_n_steps: int
+    _default_root_dir: str
+
+
+def connector_attrs(trainer: pl.Trainer) -> ConnectorAttrs:
+    """`trainer`, typed with the attributes its connectors set (every built Trainer has them)."""
+    return cast(ConnectorAttrs, trainer)
 
 
 def scalar(trainer: pl.Trainer, name: str) -> float | None:
@@ -72,4 +91,4 @@ def learning_rate(trainer: pl.Trainer) -> float | None:
 
 def find_callback(trainer: pl.Trainer, kind: type) -> Any:
     """The trainer's first callback of type `kind`, or None."""
-    return next((cb for cb in trainer.callbacks if isinstance(cb, kind)), None)
+    return next((cb for cb in connector_attrs(trainer).callbacks if isinstance(cb, kind)), None)

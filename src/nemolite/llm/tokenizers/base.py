@@ -11,13 +11,26 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class Tokenizer(Protocol):
-    """What every built tokenizer offers (names follow NeMo's TokenizerSpec)."""
+    """What every built tokenizer offers (names follow NeMo's TokenizerSpec).
 
-    vocab_size: int
-    eod: int
-    bos_id: int | None
-    eos_id: int | None
-    pad_id: int | None
+    The ids are read-only properties here so that a tokenizer whose ids always exist may declare
+    them `int` (a mutable `int | None` protocol attribute would demand exactly `int | None`).
+    """
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def eod(self) -> int: ...
+
+    @property
+    def bos_id(self) -> int | None: ...
+
+    @property
+    def eos_id(self) -> int | None: ...
+
+    @property
+    def pad_id(self) -> int | None: ...
 
     def text_to_ids(self, text: str) -> list[int]:
         """Encodes text without adding special tokens."""

@@ -8,25 +8,12 @@ back every tensor bit for bit and an equivalent config.json.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def _load_helper(name: str):  # tests are not a package (--import-mode=importlib)
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-hf_models = _load_helper("hf_models")
+from tests.llm.gpt.model import hf_models
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

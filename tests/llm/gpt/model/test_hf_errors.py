@@ -3,28 +3,15 @@ and nothing left under $NEMO_HOME or the output path. Plus the CLI verbs and the
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.llm.gpt.model import hf_models
+
 pytest.importorskip("transformers")
-
-
-def _load_helper(name: str):  # tests are not a package (--import-mode=importlib)
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-hf_models = _load_helper("hf_models")
 
 
 @pytest.fixture

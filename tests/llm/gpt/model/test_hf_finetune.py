@@ -7,30 +7,17 @@ run's checkpoint exported: transformers' logits on the export equal nemolite's o
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.llm.gpt.model import hf_models
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 BYTE_VOCAB = 264  # ByteTokenizer(): 256 bytes + pad/bos/eos, rounded up to a multiple of 8
-
-
-def _load_helper(name: str):  # tests are not a package (--import-mode=importlib)
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-hf_models = _load_helper("hf_models")
 
 
 def _finetune(tmp_path: Path, steps: int, peft: object = None, name: str = "tiny-llama") -> Path:

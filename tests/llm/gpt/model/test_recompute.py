@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import replace
 
 import pytest
@@ -47,31 +45,6 @@ def test_cli_rejects_recompute_that_does_not_fit_the_pipeline(llm_cli) -> None:
                              "executor.ntasks_per_node=2", "trainer.devices=2", "--dryrun", "-y")
     text = out + err
     assert code != 0 and "model.config.recompute_num_layers=3" in text and "PP x VP = 2" in text, text
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def parallel():
-    import torch
-    from megatron.core import parallel_state
-
-    from nemolite.backends import cpu
-
-    cpu.apply()
-    started = not torch.distributed.is_initialized()
-    if started:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-        torch.distributed.init_process_group("gloo", rank=0, world_size=1)
-    parallel_state.initialize_model_parallel()
-    yield
-    parallel_state.destroy_model_parallel()
-    if started:
-        torch.distributed.destroy_process_group()
 
 
 def _step(cfg: LlamaConfig) -> tuple[float, list, int]:

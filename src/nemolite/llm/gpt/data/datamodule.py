@@ -8,7 +8,7 @@ data-parallel rank as dicts of `tokens`, `labels`, `position_ids` (int64) and `l
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -116,7 +116,8 @@ class GPTDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset | None, consumed_samples: int) -> DataLoader:
         if dataset is None:
-            return DataLoader([])
+            # A list is a valid map-style dataset at runtime; torch's stub asks for `Dataset`.
+            return DataLoader(cast(Dataset, []))
         sampler = MegatronPretrainingSampler(
             total_samples=len(dataset),  # type: ignore[arg-type]
             consumed_samples=consumed_samples,

@@ -21,8 +21,8 @@ def pack_examples(lengths: list[int], pack_size: int, seed: int) -> list[list[in
 
     Ties are broken by a seeded shuffle, so packs are a pure function of the data and the seed.
     """
-    order = np.random.default_rng(seed).permutation(len(lengths))
-    order = sorted(order.tolist(), key=lambda i: -min(lengths[i], pack_size))
+    shuffled = np.random.default_rng(seed).permutation(len(lengths))
+    order = sorted(shuffled.tolist(), key=lambda i: -min(lengths[i], pack_size))
     packs: list[list[int]] = []
     space: list[int] = []
     for i in order:
