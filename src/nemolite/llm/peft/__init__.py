@@ -1,8 +1,9 @@
 """Parameter-efficient fine-tuning methods."""
 
+from nemolite.llm.peft.dora import DoRA
 from nemolite.llm.peft.lora import LoRA
 
-__all__ = ["LoRA", "merge_lora"]
+__all__ = ["DoRA", "LoRA", "merge_lora"]
 
 
 def merge_lora(lora_checkpoint_path: str, output_path: str, overwrite: bool = False) -> str:

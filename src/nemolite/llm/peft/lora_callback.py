@@ -45,7 +45,7 @@ class LoRACallback(pl.Callback):
             return
         # Recorded in every checkpoint's marker, so export and merge_lora rebuild the adapters.
         seed = int(getattr(getattr(pl_module, "config", None), "seed", 0) or 0)
-        trainer.nemolite_peft = {"method": "lora", **dataclasses.asdict(self.spec), "seed": seed}  # type: ignore[attr-defined]
+        trainer.nemolite_peft = {"method": self.spec.method, **dataclasses.asdict(self.spec), "seed": seed}  # type: ignore[attr-defined]
         strategy = trainer.strategy
         with (
             strategy.tensor_init_context(),

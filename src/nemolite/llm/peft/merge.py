@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nemolite.llm.peft.dora_transform import DoRAAdapter
 from nemolite.llm.peft.lora_transform import LoRAAdapter
 
 
@@ -27,15 +28,25 @@ def adapters(model: torch.nn.Module) -> dict[str, LoRAAdapter]:
 
 
 def merge_adapters(model: torch.nn.Module) -> int:
-    """Adds `scale x B A` to every adapted weight and zeroes B; returns how many were merged."""
+    """Adds `scale x B A` to every adapted weight and zeroes B; returns how many were merged.
+
+    A DoRA adapter's weight becomes `m (W + scale x B A) / ||W + scale x B A||`, and its magnitude
+    the new weight's norm, so the adapter left in place is the identity again.
+    """
     params = dict(model.named_parameters())
     found = adapters(model)
     with torch.no_grad():
         for weight_name, adapter in found.items():
             delta = adapter.linear_out.weight.float() @ adapter.linear_in.weight.float()
             weight = params[weight_name]
-            weight.copy_((weight.float() + adapter.scale * delta).to(weight.dtype))
+            merged = weight.float() + adapter.scale * delta
+            if isinstance(adapter, DoRAAdapter):
+                norm = merged.pow(2).sum(dim=1, keepdim=True).sqrt()
+                merged = merged * (adapter.weight_magnitude.float()[:, None] / norm)
+            weight.copy_(merged.to(weight.dtype))
             adapter.linear_out.weight.zero_()
+            if isinstance(adapter, DoRAAdapter):
+                adapter.weight_magnitude.copy_(adapter.weight_norm(weight))
     return len(found)
 
 
