@@ -19,8 +19,8 @@ from nemolite import llm
 from nemolite.errors import UnknownChoiceError
 from nemolite.recipes import _common
 
-PEFT_SCHEMES = ("lora", "none")
-"""`peft_scheme` values (NeMo 2.0 also has "dora"; nemolite has no DoRA yet)."""
+PEFT_SCHEMES = ("lora", "dora", "none")
+"""`peft_scheme` values, as NeMo 2.0's recipes take them."""
 
 
 @dataclass(frozen=True)
@@ -177,11 +177,19 @@ def _full_recompute(config: run.Config) -> None:
 
 
 def resolve_peft(peft: Optional[llm.LoRA], peft_scheme: Optional[str]) -> Optional[llm.LoRA]:
-    """NeMo's `peft_scheme` string against nemolite's typed `peft`: "none"/None train every weight."""
+    """NeMo's `peft_scheme` string against nemolite's typed `peft`: "none"/None train every weight.
+
+    "dora" is DoRA with the size's adapter settings (rank, alpha, layers), as NeMo's recipes set
+    the same `dim`/`alpha` on whichever of LoRA and DoRA `peft_scheme` names.
+    """
     if peft_scheme is None or peft_scheme.lower() == "none":
         return None
-    if peft_scheme.lower() not in PEFT_SCHEMES:
+    scheme = peft_scheme.lower()
+    if scheme not in PEFT_SCHEMES:
         raise UnknownChoiceError("peft_scheme", peft_scheme, [*PEFT_SCHEMES, "None"])
+    if scheme == "dora" and peft is not None and not isinstance(peft, llm.peft.DoRA):
+        return llm.peft.DoRA(target_modules=peft.target_modules, dim=peft.dim, alpha=peft.alpha,
+                             dropout=peft.dropout)
     return peft
 
 
@@ -319,7 +327,8 @@ def _document(size: Size, model: Callable, pretrain: Callable, finetune: Callabl
     finetune.__doc__ = (
         f"Fine-tune {size.title} on `dataset_root` (JSONL), from `restore_from` "
         f"(`nemo://{size.hf_id}`: import it first with `nemo llm import source=hf://{size.hf_id} -y`).\n\n"
-        f"LoRA (`peft_scheme='lora'`, the default) on {size.lora.describe()}; full fine-tuning "
+        f"LoRA (`peft_scheme='lora'`, the default; `'dora'` for DoRA) on {size.lora.describe()}; "
+        "full fine-tuning "
         f"(`peft_scheme='none'` or `peft=None`) on {size.full.describe()}. `packed_sequence=True` "
         "packs samples to `seq_length`; `performance_mode=True` packs and adapts only linear_qkv."
     )
