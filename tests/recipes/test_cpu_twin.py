@@ -148,6 +148,23 @@ def test_nemo_keyword_arguments_change_the_recipe() -> None:
     assert qwen.keywords["data"].seq_length == 2048 and qwen.keywords["trainer"].strategy.tensor_model_parallel_size == 2
 
 
+def test_environment_switch_makes_every_catalogue_recipe_its_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = plugins.recipe_module("llama3_70b")
+    monkeypatch.setenv("NEMOLITE_CPU_TWIN", "2")
+    pre = fdl.build(module.pretrain_recipe(max_steps=3))
+    strategy = pre.keywords["trainer"].strategy
+    assert (pre.keywords["trainer"].accelerator, pre.keywords["trainer"].devices) == ("cpu", 2)
+    assert (strategy.tensor_model_parallel_size, strategy.sequence_parallel) == (2, True)
+    assert pre.keywords["trainer"].max_steps == 3 and pre.keywords["model"].config.num_layers <= 4
+    ft = fdl.build(module.finetune_recipe(num_gpus_per_node=1))
+    assert ft.keywords["trainer"].devices == 1 and ft.keywords["resume"].restore_config is None
+    monkeypatch.setenv("NEMOLITE_CPU_TWIN", "yes")
+    with pytest.raises(ConfigError, match=r"NEMOLITE_CPU_TWIN='yes': is the CPU twin's process count"):
+        module.pretrain_recipe()
+    monkeypatch.setenv("NEMOLITE_CPU_TWIN", "0")
+    assert fdl.build(module.pretrain_recipe()).keywords["model"].config.num_layers == 80
+
+
 def test_peft_scheme_dora_is_dora_with_the_sizes_adapter_settings() -> None:
     from nemolite.llm.peft import DoRA
 
