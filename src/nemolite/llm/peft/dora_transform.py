@@ -21,7 +21,7 @@ differentiated, and with dropout the base term gets NeMo's correction `(s - 1) W
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from megatron.core import tensor_parallel
@@ -46,7 +46,7 @@ class DoRAAdapter(LoRAAdapter):
             )
             if self.sequence_parallel:
                 # megatron sums the TP ranks' gradients of parameters marked so (as for layernorms)
-                self.weight_magnitude.sequence_parallel = True
+                setattr(self.weight_magnitude, "sequence_parallel", True)  # noqa: B010
 
     @torch.no_grad()
     def weight_norm(self, weight: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,7 @@ class DoRAAdapter(LoRAAdapter):
         base_out, bias = output
         x = args[0]
         dropped = self._dropout(x)
-        s = self.weight_magnitude / self.weight_norm(module.weight)
+        s = self.weight_magnitude / self.weight_norm(cast(torch.Tensor, module.weight))
         direction = base_out
         inner_bias = getattr(module, "bias", None) if bias is None else None
         if inner_bias is not None and not getattr(module, "skip_bias_add", True):

@@ -97,6 +97,9 @@ class HFDatasetGPTDataModule(FineTuningGPTDataModule):
 
     spec: Any
 
+    def __init__(self, spec: Any) -> None:
+        super().__init__(spec)
+
     def split_sources(self) -> list[tuple[str, Iterable[tuple[str, Any]] | None]]:
         spec = self.spec
         source = str(spec.path_or_dataset)
