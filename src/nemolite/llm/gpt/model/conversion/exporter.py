@@ -213,9 +213,6 @@ def export_hf(path: str | Path, output_path: str | Path, overwrite: bool = False
     if target == "hf-peft" and saved.peft is None:
         raise ConfigError("target", target, f"{saved.checkpoint} holds no LoRA adapters",
                           "use target=hf for a fully fine-tuned or imported model")
-    if target == "hf-peft" and (saved.peft or {}).get("method") == "dora":
-        raise ConfigError("target", target, f"{saved.checkpoint} holds DoRA adapters, which nemolite "
-                          "does not write as a peft adapter yet", "use target=hf (adapters merged)")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
