@@ -1,11 +1,11 @@
 """DoRA under tensor parallelism (with and without sequence parallelism) matches TP=1 (torchrun, 2 gloo procs).
 
-`lora_harness.py` with `peft=dora`: TP=1 (data-parallel 2, the reference), TP=2 and TP=2 with
-sequence parallelism start from the same base weights and adapter init and train 5 steps on the same
+`lora_harness.py` with `peft=dora`: TP=1 (data-parallel 2, the reference), TP=2, TP=2 with
+sequence parallelism and PP=2 start from the same base weights and adapter init and train 5 steps on the same
 batches. DoRA adds to LoRA's TP layout a magnitude per output row: split like B for a
 column-parallel layer, replicated (norms summed over TP) for a row-parallel one.
 
-Marked slow: one 2-process launch of three layouts (~40-90 s on 2 busy cores).
+Marked slow: one 2-process launch of four layouts (~60-120 s on 2 busy cores).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 pytestmark = [pytest.mark.multiproc, pytest.mark.slow]
 
 HARNESS = Path(__file__).with_name("lora_harness.py")
-MODES = ["tp1", "tp2", "tp2_sp"]
+MODES = ["tp1", "tp2", "tp2_sp", "pp2"]
 LOSS_RTOL = 1e-6  # as for LoRA: TP only reorders float sums (row norms summed over TP included)
 ADAPTER_ATOL = 1e-4
 L0 = "decoder.layers.0."
@@ -60,7 +60,7 @@ def test_reference_learns(results: dict[str, Any]) -> None:
     assert len(losses) == 5 and losses[-1] < losses[0] - 0.2, losses
 
 
-@pytest.mark.parametrize("mode", ["tp2", "tp2_sp"])
+@pytest.mark.parametrize("mode", ["tp2", "tp2_sp", "pp2"])
 def test_losses_match_tp1(results: dict[str, Any], mode: str) -> None:
     ref, got = results["tp1"]["losses"], results[mode]["losses"]
     assert len(got) == len(ref) == 5
@@ -68,8 +68,9 @@ def test_losses_match_tp1(results: dict[str, Any], mode: str) -> None:
         assert abs(a - b) <= LOSS_RTOL * abs(a), f"step {step}: tp1 {a} vs {mode} {b}"
 
 
-@pytest.mark.parametrize("mode", ["tp2", "tp2_sp"])
+@pytest.mark.parametrize("mode", ["tp2", "tp2_sp", "pp2"])
 def test_trained_adapters_match_tp1_after_resharding(results: dict[str, Any], mode: str) -> None:
     # tp1's adapters and magnitudes, saved with dist-checkpointing and loaded into this layout.
-    assert results[mode]["adapters_compared"] == 2 * 4 * 3
+    layers = 1 if mode == "pp2" else 2  # PP2: one layer per rank
+    assert results[mode]["adapters_compared"] == layers * 4 * 3
     assert results[mode]["adapter_max_abs_diff"] <= ADAPTER_ATOL
