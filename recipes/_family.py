@@ -9,6 +9,8 @@ The generated functions keep NeMo 2.0's keyword arguments (`performance_mode`, `
 `dataset_root`, `restore_from`).
 """
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
@@ -16,11 +18,15 @@ from typing import Any, Optional
 import nemo_run as run
 
 from nemolite import llm
-from nemolite.errors import UnknownChoiceError
+from nemolite.errors import ConfigError, UnknownChoiceError
 from nemolite.recipes import _common
 
-PEFT_SCHEMES = ("lora", "none")
-"""`peft_scheme` values (NeMo 2.0 also has "dora"; nemolite has no DoRA yet)."""
+TWIN_ENV = "NEMOLITE_CPU_TWIN"
+"""Set to 1 or 2: every catalogue recipe built in this process is its CPU twin on up to that many
+processes (a NeMo script then runs on a laptop unchanged; the CLI's switch is `--cpu-twin`)."""
+
+PEFT_SCHEMES = ("lora", "dora", "none")
+"""`peft_scheme` values, as NeMo 2.0's recipes take them."""
 
 
 @dataclass(frozen=True)
@@ -201,11 +207,19 @@ def _full_recompute(config: run.Config) -> None:
 
 
 def resolve_peft(peft: Optional[llm.LoRA], peft_scheme: Optional[str]) -> Optional[llm.LoRA]:
-    """NeMo's `peft_scheme` string against nemolite's typed `peft`: "none"/None train every weight."""
+    """NeMo's `peft_scheme` string against nemolite's typed `peft`: "none"/None train every weight.
+
+    "dora" is DoRA with the size's adapter settings (rank, alpha, layers), as NeMo's recipes set
+    the same `dim`/`alpha` on whichever of LoRA and DoRA `peft_scheme` names.
+    """
     if peft_scheme is None or peft_scheme.lower() == "none":
         return None
-    if peft_scheme.lower() not in PEFT_SCHEMES:
+    scheme = peft_scheme.lower()
+    if scheme not in PEFT_SCHEMES:
         raise UnknownChoiceError("peft_scheme", peft_scheme, [*PEFT_SCHEMES, "None"])
+    if scheme == "dora" and peft is not None and not isinstance(peft, llm.peft.DoRA):
+        return llm.peft.DoRA(target_modules=peft.target_modules, dim=peft.dim, alpha=peft.alpha,
+                             dropout=peft.dropout)
     return peft
 
 
@@ -263,6 +277,22 @@ def build_finetune(
     return recipe
 
 
+def maybe_twin(recipe: run.Partial, gpus: int) -> run.Partial:
+    """The recipe, or its CPU twin on min(`gpus`, $NEMOLITE_CPU_TWIN) processes when that is set."""
+    value = os.environ.get(TWIN_ENV, "").strip()
+    if value in ("", "0"):
+        return recipe
+    if value not in ("1", "2"):
+        raise ConfigError(TWIN_ENV, value, "is the CPU twin's process count, 1 or 2",
+                          f"set {TWIN_ENV}=1 or 2, or unset it for the real recipe")
+    from nemolite.llm.twin import cpu_twin
+
+    twin, plan = cpu_twin(recipe, processes=max(1, min(int(value), gpus)))
+    for line in plan.lines():
+        print(line, file=sys.stderr)
+    return twin
+
+
 def register(size: Size) -> tuple[Callable, Callable, Callable]:
     """`model`, `pretrain_recipe` and `finetune_recipe` for one size, registered with nemo-run.
 
@@ -300,10 +330,15 @@ def register(size: Size) -> tuple[Callable, Callable, Callable]:
         fields = {"max_steps": max_steps, "seq_length": seq_length, "global_batch_size": global_batch_size,
                   "micro_batch_size": micro_batch_size, "max_lr": max_lr, "min_lr": min_lr,
                   "warmup_steps": warmup_steps}
-        return build_pretrain(
+        recipe = build_pretrain(
             with_overrides(size, layout, fields), dir=dir, name=name, num_nodes=num_nodes,
             num_gpus_per_node=num_gpus_per_node, performance_mode=performance_mode,
         )
+        twin = maybe_twin(recipe, (num_nodes or 1) * num_gpus_per_node)
+        if twin is not recipe and max_steps is not None:
+            twin.trainer.max_steps = twin.trainer.val_check_interval = max_steps
+            twin.log.ckpt.every_n_train_steps = max_steps
+        return twin
 
     @run.cli.factory(target=llm.finetune, name=NAME)
     def finetune_recipe(
@@ -319,12 +354,13 @@ def register(size: Size) -> tuple[Callable, Callable, Callable]:
         dataset_root: Optional[str] = None,
         restore_from: Optional[str] = f"nemo://{size.hf_id}" if size.hf_id else None,
     ) -> run.Partial:
-        return build_finetune(
+        recipe = build_finetune(
             size, dir=dir, name=name, num_nodes=num_nodes, num_gpus_per_node=num_gpus_per_node,
             peft=resolve_peft(peft, peft_scheme), dataset_root=dataset_root,
             restore_from=restore_from, seq_length=seq_length, packed_sequence=packed_sequence,
             performance_mode=performance_mode,
         )
+        return maybe_twin(recipe, (num_nodes or 1) * num_gpus_per_node)
 
     _document(size, model, pretrain_recipe, finetune_recipe)
     return model, pretrain_recipe, finetune_recipe
@@ -343,7 +379,8 @@ def _document(size: Size, model: Callable, pretrain: Callable, finetune: Callabl
     finetune.__doc__ = (
         f"Fine-tune {size.title} on `dataset_root` (JSONL), from `restore_from` "
         f"(`nemo://{size.hf_id}`: import it first with `nemo llm import source=hf://{size.hf_id} -y`).\n\n"
-        f"LoRA (`peft_scheme='lora'`, the default) on {size.lora.describe()}; full fine-tuning "
+        f"LoRA (`peft_scheme='lora'`, the default; `'dora'` for DoRA) on {size.lora.describe()}; "
+        "full fine-tuning "
         f"(`peft_scheme='none'` or `peft=None`) on {size.full.describe()}. `packed_sequence=True` "
         "packs samples to `seq_length`; `performance_mode=True` packs and adapts only linear_qkv."
     )

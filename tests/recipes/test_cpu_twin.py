@@ -148,6 +148,54 @@ def test_nemo_keyword_arguments_change_the_recipe() -> None:
     assert qwen.keywords["data"].seq_length == 2048 and qwen.keywords["trainer"].strategy.tensor_model_parallel_size == 2
 
 
+def test_environment_switch_makes_every_catalogue_recipe_its_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = plugins.recipe_module("llama3_70b")
+    monkeypatch.setenv("NEMOLITE_CPU_TWIN", "2")
+    pre = fdl.build(module.pretrain_recipe(max_steps=3))
+    strategy = pre.keywords["trainer"].strategy
+    assert (pre.keywords["trainer"].accelerator, pre.keywords["trainer"].devices) == ("cpu", 2)
+    assert (strategy.tensor_model_parallel_size, strategy.sequence_parallel) == (2, True)
+    assert pre.keywords["trainer"].max_steps == 3 and pre.keywords["model"].config.num_layers <= 4
+    ft = fdl.build(module.finetune_recipe(num_gpus_per_node=1))
+    assert ft.keywords["trainer"].devices == 1 and ft.keywords["resume"].restore_config is None
+    monkeypatch.setenv("NEMOLITE_CPU_TWIN", "yes")
+    with pytest.raises(ConfigError, match=r"NEMOLITE_CPU_TWIN='yes': is the CPU twin's process count"):
+        module.pretrain_recipe()
+    monkeypatch.setenv("NEMOLITE_CPU_TWIN", "0")
+    assert fdl.build(module.pretrain_recipe()).keywords["model"].config.num_layers == 80
+
+
+def test_peft_scheme_dora_is_dora_with_the_sizes_adapter_settings() -> None:
+    from nemolite.llm.peft import DoRA
+
+    lora = fdl.build(plugins.recipe_module("llama3_8b").finetune_recipe()).keywords["peft"]
+    dora = fdl.build(plugins.recipe_module("llama3_8b").finetune_recipe(peft_scheme="dora")).keywords["peft"]
+    assert type(dora) is DoRA and dora.method == "dora"
+    assert (dora.target_modules, dora.dim, dora.alpha) == (lora.target_modules, lora.dim, lora.alpha)
+    moe = fdl.build(plugins.recipe_module("mixtral_8x7b").finetune_recipe(peft_scheme="DoRA"))
+    assert type(moe.keywords["peft"]) is DoRA
+    assert set(moe.keywords["peft"].target_modules) == {"linear_qkv", "linear_proj"}  # experts frozen
+
+
+@pytest.mark.slow
+def test_twin_of_a_dora_finetune_recipe_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "".join(json.dumps({"input": f"question {i}?", "output": f"answer {i}."}) + "\n" for i in range(32))
+    (data / "training.jsonl").write_text(rows)
+    (data / "validation.jsonl").write_text(rows)
+    recipe = plugins.recipe_module("qwen25_500m").finetune_recipe(
+        dir=str(tmp_path / "runs"), name="ft", dataset_root=str(data), peft_scheme="dora")
+    twin, _ = cpu_twin(recipe, processes=1, steps=2)
+    fdl.build(twin)()
+    run_dir = next((tmp_path / "runs" / "ft").iterdir())
+    rows = [json.loads(line) for line in (run_dir / "train_metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "reduced_train_loss" in r] == [1, 2]
+    marker = json.loads(next(run_dir.glob("checkpoints/*last/nemolite_ckpt.json")).read_text())
+    assert marker["peft"]["method"] == "dora"
+
+
 @pytest.mark.slow
 @pytest.mark.multiproc
 def test_two_process_twin_trains_tensor_sequence_and_expert_parallel(nemo, tmp_path: Path) -> None:

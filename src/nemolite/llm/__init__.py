@@ -37,6 +37,9 @@ _LAZY = {
     "PreTrainingDataModule": "nemolite.llm.gpt.data.pre_training",
     "BundledCorpusDataModule": "nemolite.llm.gpt.data.corpus",
     "FineTuningDataModule": "nemolite.llm.gpt.data.fine_tuning",
+    "SquadDataModule": "nemolite.llm.gpt.data.squad",
+    "ChatDataModule": "nemolite.llm.gpt.data.chat",
+    "HFDatasetDataModule": "nemolite.llm.gpt.data.hf_dataset",
     "PackedSequenceSpecs": "nemolite.llm.gpt.data.fine_tuning",
 }
 

@@ -67,7 +67,7 @@ def finetune(
     peft: Optional[LoRA] = None,
     tokenizer: Optional[str] = "model",
 ) -> Path | None:
-    """Fine-tune a pretrained model on `data`, fully or with a PEFT method such as `LoRA()`.
+    """Fine-tune a pretrained model on `data`, fully or with a PEFT method (`LoRA()`, `DoRA()`).
 
     Args:
         model: the model; its weights come from `resume.restore_config`.
@@ -76,7 +76,7 @@ def finetune(
         log: where the run's checkpoints, logs and config go.
         resume: the checkpoint to start from (`restore_config`) and whether to resume this run.
         optim: the optimizer and LR schedule.
-        peft: a parameter-efficient method (`LoRA()`), or None to train every weight.
+        peft: a parameter-efficient method (`LoRA()`, `llm.peft.DoRA()`), or None to train every weight.
         tokenizer: "model" or "data": whose tokenizer to use.
 
     Returns:

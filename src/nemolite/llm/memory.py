@@ -205,7 +205,7 @@ def task_estimate(*, model: Any, data: Any, trainer: Any, optim: Any = None, pef
 
 
 def _lora_fraction(cfg: Any, peft: Any) -> float:
-    """Adapter parameters over the layer's parameters (LoRA's rank-`dim` A and B matrices)."""
+    """Adapter parameters over the layer's parameters (A and B of rank `dim`; DoRA's magnitudes)."""
     h = cfg.hidden_size
     heads, groups = cfg.num_attention_heads, cfg.num_query_groups or cfg.num_attention_heads
     d = cfg.kv_channels or h // heads
@@ -213,7 +213,11 @@ def _lora_fraction(cfg: Any, peft: Any) -> float:
     gated = cfg.gated_linear_unit or cfg.activation in ("swiglu", "geglu")
     sides = {"linear_qkv": h + (heads + 2 * groups) * d, "linear_proj": heads * d + h,
              "linear_fc1": h + ffn * (2 if gated else 1), "linear_fc2": ffn + h}
-    adapters = sum(peft.dim * sides[name] for name in getattr(peft, "target_modules", ()) if name in sides)
+    outputs = {"linear_qkv": (heads + 2 * groups) * d, "linear_proj": h,
+               "linear_fc1": ffn * (2 if gated else 1), "linear_fc2": h}
+    per_row = 1 if getattr(peft, "method", "lora") == "dora" else 0  # DoRA: a magnitude per output
+    adapters = sum(peft.dim * sides[name] + per_row * outputs[name]
+                   for name in getattr(peft, "target_modules", ()) if name in sides)
     shape = _shape(cfg, cfg.vocab_size or 256, 1)
     return min(1.0, adapters / max(shape.dense_per_layer + shape.expert_per_layer, 1))
 

@@ -3,7 +3,7 @@
 Not a test module: `test_lora_parallel.py` launches it under torchrun with 2 processes, and
 `test_lora_training.py` imports its pieces for single-process runs.
 
-    torchrun --standalone --nproc_per_node 2 lora_harness.py OUT_DIR MODE [MODE ...]
+    torchrun --standalone --nproc_per_node 2 lora_harness.py OUT_DIR [peft=dora] MODE [MODE ...]
 
 Every mode starts from the same base weights (the first mode saves them, the others load them
 through dist-checkpointing into their own layout) and the same adapter initialisation (drawn
@@ -27,7 +27,7 @@ from nemolite.lightning.optim import MegatronOptimizerModule, OptimizerConfig
 from nemolite.lightning.strategy import MegatronStrategy
 from nemolite.lightning.trainer import Trainer
 from nemolite.llm.gpt.model import GPTModel, LlamaConfig
-from nemolite.llm.peft import LoRA
+from nemolite.llm.peft import DoRA, LoRA
 from nemolite.llm.training import build_run
 
 SEQ = 32
@@ -39,6 +39,8 @@ CONFIG = LlamaConfig(
     seq_length=SEQ, vocab_size=512, make_vocab_size_divisible_by=128,
 )
 LORA = LoRA(dim=4, alpha=8)
+DORA = DoRA(dim=4, alpha=8)
+PEFTS = {"lora": LORA, "dora": DORA}
 # Question/answer pairs: the loss covers only the answer bytes, as supervised fine-tuning does.
 PAIRS = [
     ("Capital of France?", " Paris."), ("Two plus two?", " Four."),
@@ -133,13 +135,14 @@ class RecordLayout(pl.Callback):
         self.ranks = gathered
 
 
-def run(mode: str, out: Path, *, steps: int, callbacks: list[pl.Callback], lr: float = 1e-2) -> Any:
-    """Fine-tunes with LoRA for `steps` steps in `mode`'s layout; returns the LightningModule."""
+def run(mode: str, out: Path, *, steps: int, callbacks: list[pl.Callback], lr: float = 1e-2,
+        peft: LoRA = LORA) -> Any:
+    """Fine-tunes with `peft` for `steps` steps in `mode`'s layout; returns the LightningModule."""
     optim = MegatronOptimizerModule(OptimizerConfig(lr=lr, clip_grad=1.0))
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     trainer = Trainer(
         accelerator="cpu", devices=world, max_steps=steps, strategy=MegatronStrategy(**MODES[mode]),
-        callbacks=[*callbacks, LORA.build()], enable_progress_bar=False, enable_checkpointing=False,
+        callbacks=[*callbacks, peft.build()], enable_progress_bar=False, enable_checkpointing=False,
         limit_val_batches=0, num_sanity_val_steps=0, logger=False,
     )
     data = PairsData(write_jsonl(out / "train.jsonl"), steps)
@@ -154,10 +157,11 @@ def adapter_state(module: Any) -> dict[str, Any]:
     return {"model0": {k: v for k, v in full["model0"].items() if "_adapter." in k}}
 
 
-def run_mode(mode: str, out: Path, first: bool) -> dict[str, Any]:
+def run_mode(mode: str, out: Path, first: bool, peft: LoRA = LORA) -> dict[str, Any]:
     """Trains `mode`; saves its adapters, and compares them with the first mode's after resharding."""
     layout = RecordLayout()
-    module = run(mode, out, steps=5, callbacks=[BaseWeights(out / "base", save=first), layout])
+    module = run(mode, out, steps=5, callbacks=[BaseWeights(out / "base", save=first), layout],
+                 peft=peft)
     result: dict[str, Any] = {"losses": module.train_losses, "ranks": layout.ranks}
     mine = adapter_state(module)
     ckpt.save({"state_dict": mine}, out / f"adapters_{mode}")
@@ -175,12 +179,15 @@ def run_mode(mode: str, out: Path, first: bool) -> dict[str, Any]:
 
 def main(out_dir: str, *modes: str) -> None:
     out = Path(out_dir)
+    peft = LORA
+    if modes and modes[0].startswith("peft="):
+        peft, modes = PEFTS[modes[0].removeprefix("peft=")], modes[1:]
     torch.distributed.init_process_group("gloo")
     results: dict[str, Any] = {}
     for i, mode in enumerate(modes):
         start = time.perf_counter()
         try:
-            results[mode] = run_mode(mode, out, first=i == 0)
+            results[mode] = run_mode(mode, out, first=i == 0, peft=peft)
         except Exception as exc:  # recorded per mode so one broken layout does not hide the rest
             results[mode] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
         results[mode]["seconds"] = time.perf_counter() - start

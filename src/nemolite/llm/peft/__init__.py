@@ -1,8 +1,12 @@
 """Parameter-efficient fine-tuning methods."""
 
+from nemolite.llm.peft.dora import DoRA
 from nemolite.llm.peft.lora import LoRA
 
-__all__ = ["LoRA", "merge_lora"]
+__all__ = ["DoRA", "LoRA", "PEFT_STR2CLS", "merge_lora"]
+
+#: NeMo's table from `peft_scheme`-style names to the PEFT classes.
+PEFT_STR2CLS: dict[str, type[LoRA]] = {"LoRA": LoRA, "lora": LoRA, "DoRA": DoRA, "dora": DoRA}
 
 
 def merge_lora(lora_checkpoint_path: str, output_path: str, overwrite: bool = False) -> str:

@@ -53,6 +53,11 @@ class LoRA:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{prefix}.dropout", self.dropout, "must be in [0, 1)", "use e.g. 0.0 or 0.1")
 
+    @property
+    def method(self) -> str:
+        """The name checkpoints record (`peft.method` in a checkpoint's marker)."""
+        return "lora"
+
     def build(self) -> LoRACallback:
         """The Lightning callback that freezes the model and adds the adapters (imports lightning)."""
         from nemolite.llm.peft.lora_callback import LoRACallback

@@ -45,7 +45,7 @@ class LoRACallback(pl.Callback):
             return
         # Recorded in every checkpoint's marker, so export and merge_lora rebuild the adapters.
         seed = int(getattr(getattr(pl_module, "config", None), "seed", 0) or 0)
-        trainer.nemolite_peft = {"method": "lora", **dataclasses.asdict(self.spec), "seed": seed}  # type: ignore[attr-defined]
+        trainer.nemolite_peft = {"method": self.spec.method, **dataclasses.asdict(self.spec), "seed": seed}  # type: ignore[attr-defined]
         strategy = trainer.strategy
         with (
             strategy.tensor_init_context(),
@@ -59,7 +59,7 @@ class LoRACallback(pl.Callback):
             from nemolite.lightning import megatron_checkpoint as ckpt
 
             ckpt.load_model_weights(chunks, restore[1])
-            log.info("LoRA: base weights from %s", restore[1])
+            log.info("%s: base weights from %s", type(self.spec).__name__, restore[1])
         from nemolite.llm.peft.lora_transform import apply_lora
 
         seed = int(getattr(getattr(pl_module, "config", None), "seed", 0) or 0)
@@ -70,7 +70,7 @@ class LoRACallback(pl.Callback):
                               "linear_fc1 and/or linear_fc2")
         if restore is not None and restore[0].adapter_path:
             load_adapters(chunks, Path(restore[0].adapter_path))
-        _log_trainable(chunks, len(self.adapted))
+        _log_trainable(chunks, len(self.adapted), type(self.spec).__name__)
 
 
 def _take_over_restore(trainer: pl.Trainer) -> tuple[Any, Path] | None:
@@ -109,8 +109,8 @@ def load_adapters(chunks: list[Any], path: Path) -> None:
     log.info("LoRA: adapter weights from %s", path)
 
 
-def _log_trainable(chunks: list[Any], layers: int) -> None:
+def _log_trainable(chunks: list[Any], layers: int, method: str = "LoRA") -> None:
     total = sum(p.numel() for c in chunks for p in c.parameters())
     trainable = sum(p.numel() for c in chunks for p in c.parameters() if p.requires_grad)
-    log.info("LoRA: %d adapters, %s trainable of %s parameters (%.3f%%) on this rank",
-             layers, f"{trainable:,}", f"{total:,}", 100.0 * trainable / max(total, 1))
+    log.info("%s: %d adapters, %s trainable of %s parameters (%.3f%%) on this rank",
+             method, layers, f"{trainable:,}", f"{total:,}", 100.0 * trainable / max(total, 1))

@@ -100,19 +100,19 @@ class LoRAAdapter(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The adapter's contribution, laid out like the base layer's output."""
+        return self.project(self._dropout(x))
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """`x @ A^T @ B^T * alpha/dim` (no dropout), laid out like the base layer's output."""
         if self.mode == COLUMN:
             if self.sequence_parallel:
                 # The gradient below is already summed over TP, so the backward only splits it.
                 x = mappings.gather_from_sequence_parallel_region(
                     x, tensor_parallel_output_grad=False, group=self.tp_group
                 )
-            h = mappings.copy_to_tensor_model_parallel_region(
-                self.linear_in(self._dropout(x)), group=self.tp_group
-            )
+            h = mappings.copy_to_tensor_model_parallel_region(self.linear_in(x), group=self.tp_group)
             return self.linear_out(h) * self.scale
-        h = mappings.reduce_from_tensor_model_parallel_region(
-            self.linear_in(self._dropout(x)), group=self.tp_group
-        )
+        h = mappings.reduce_from_tensor_model_parallel_region(self.linear_in(x), group=self.tp_group)
         out = self.linear_out(h) * self.scale
         if self.sequence_parallel:
             out = mappings.scatter_to_sequence_parallel_region(out, group=self.tp_group)
@@ -134,17 +134,22 @@ class LoRAAdapter(torch.nn.Module):
         dp_cp_group = metadata.get("dp_cp_group") or parallel_state.get_data_parallel_group(
             with_context_parallel=True
         )
-        axis = {"linear_out.weight": 0} if self.mode == COLUMN else {"linear_in.weight": 1}
         out = make_sharded_tensors_for_checkpoint(
-            self.state_dict(prefix="", keep_vars=True), prefix, axis, sharded_offsets,
+            self.state_dict(prefix="", keep_vars=True), prefix, self.split_axes(), sharded_offsets,
             tp_group=self.tp_group, dp_cp_group=dp_cp_group,
         )
-        if self.gated:
-            key = f"{prefix}linear_out.weight"
-            out[key] = apply_swiglu_sharded_factory(
-                out[key], sharded_offsets, metadata.get("singleton_local_shards", False)
-            )
+        if self.gated:  # the tensors split by output rows hold [gate; up] rows on each TP rank
+            for name, axis in self.split_axes().items():
+                if axis == 0:
+                    out[prefix + name] = apply_swiglu_sharded_factory(
+                        out[prefix + name], sharded_offsets,
+                        metadata.get("singleton_local_shards", False),
+                    )
         return out
+
+    def split_axes(self) -> dict[str, int]:
+        """The parameters split over TP and their axis (the others are replicated)."""
+        return {"linear_out.weight": 0} if self.mode == COLUMN else {"linear_in.weight": 1}
 
 
 def _layers(chunk: torch.nn.Module) -> Iterator[Any]:
@@ -188,6 +193,11 @@ def apply_lora(chunks: list[torch.nn.Module], spec: LoRA, *, seed: int = 0) -> l
     for chunk in chunks:
         for param in chunk.parameters():
             param.requires_grad_(False)
+    adapter_cls: type[LoRAAdapter] = LoRAAdapter
+    if spec.method == "dora":
+        from nemolite.llm.peft.dora_transform import DoRAAdapter
+
+        adapter_cls = DoRAAdapter
     adapted = []
     for chunk in chunks:
         for layer in _layers(chunk):
@@ -196,7 +206,7 @@ def apply_lora(chunks: list[torch.nn.Module], spec: LoRA, *, seed: int = 0) -> l
                 where = f"layers.{layer.layer_number - 1}.{path}"
                 base = getattr(parent, name)
                 _check_supported(base, where)
-                adapter = LoRAAdapter(
+                adapter = adapter_cls(
                     base, spec, seed_key=f"{seed}/{where}", gated=gated and name == "linear_fc1"
                 )
                 parent.add_module(f"{name}_adapter", adapter)
@@ -206,7 +216,7 @@ def apply_lora(chunks: list[torch.nn.Module], spec: LoRA, *, seed: int = 0) -> l
 
 
 def adapter_parameters(chunks: list[torch.nn.Module]) -> Iterator[tuple[str, torch.nn.Parameter]]:
-    """(name, parameter) of every LoRA adapter weight in `chunks`."""
+    """(name, parameter) of every LoRA (or DoRA) adapter weight in `chunks`."""
     for i, chunk in enumerate(chunks):
         for name, module in chunk.named_modules():
             if isinstance(module, LoRAAdapter):

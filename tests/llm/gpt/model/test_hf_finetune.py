@@ -97,3 +97,34 @@ def test_lora_finetune_exports_merged_weights_and_a_peft_adapter(tmp_path: Path,
     merged = llm.peft.merge_lora(str(checkpoint), str(tmp_path / "merged"))
     again = hf_models.nemolite_logits(Path(merged), tokens, vocab=BYTE_VOCAB)[..., :BYTE_VOCAB]
     assert (ours - again).abs().max().item() <= 1e-5
+
+
+@pytest.mark.slow  # ~40 s on 2 cores: a DoRA run plus three exports
+def test_dora_finetune_equals_peft_dora_and_the_merged_export(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF `peft`'s own DoRA (`use_dora=True`) on our exported adapter computes what nemolite computes."""
+    peft = pytest.importorskip("peft")
+    from nemolite import llm
+
+    monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base = hf_models.make_hf_model("llama31", tmp_path / "tiny-dora", vocab_size=BYTE_VOCAB)
+    llm.import_ckpt(source=str(tmp_path / "tiny-dora"))
+    checkpoint = _finetune(tmp_path, steps=3, peft=llm.peft.DoRA(dim=4, alpha=8), name="tiny-dora")
+    assert json.loads((checkpoint / "nemolite_ckpt.json").read_text())["peft"]["method"] == "dora"
+    tokens = hf_models.batch(size=(2, 16)) * 2
+    ours = hf_models.nemolite_logits(checkpoint, tokens, vocab=BYTE_VOCAB)[..., :BYTE_VOCAB]
+    with torch.no_grad():
+        assert (ours - base(tokens).logits).abs().max().item() > 1e-3  # the adapters changed the model
+
+    adapter_dir = llm.export_ckpt(path=str(checkpoint), target="hf-peft", output_path=str(tmp_path / "adapter"))
+    assert json.loads((adapter_dir / "adapter_config.json").read_text())["use_dora"] is True
+    fresh = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-dora").eval()
+    with torch.no_grad():
+        theirs = peft.PeftModel.from_pretrained(fresh, adapter_dir).eval()(tokens).logits
+    assert (ours - theirs).abs().max().item() <= 1e-5
+
+    merged_hf = llm.export_ckpt(path=str(checkpoint), output_path=str(tmp_path / "merged_hf"))
+    with torch.no_grad():
+        theirs = transformers.AutoModelForCausalLM.from_pretrained(merged_hf).eval()(tokens).logits
+    assert (ours - theirs).abs().max().item() <= 1e-5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -53,27 +54,53 @@ def _chat_example(messages: Any, spec: FineTuningDataModule, tok: Tokenizer, whe
     return ids, mask
 
 
-def load_examples(path: str, spec: FineTuningDataModule, tok: Tokenizer) -> list[Example]:
-    """Tokenizes every record of one JSONL file; errors name the file and line."""
-    examples = []
+def _conversation_messages(record: dict[str, Any], where: str) -> list[dict[str, str]]:
+    """NeMo's SFT chat record (`conversations` of `{from, value}`, optional `system`) as messages."""
+    turns = record["conversations"]
+    if not isinstance(turns, list) or not all(
+            isinstance(t, dict) and {"from", "value"} <= set(t) for t in turns):
+        raise DataFileError(where, "'conversations' is not a list of {from, value} objects",
+                            'write {"conversations": [{"from": "User", "value": "..."}, ...]}')
+    messages = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+    return messages + [{"role": str(t["from"]).lower(), "content": t["value"]} for t in turns]
+
+
+def record_example(record: Any, spec: FineTuningDataModule, tok: Tokenizer, where: str) -> Example:
+    """One record (named fields, `messages` or `conversations`) as token ids and loss mask."""
+    if not isinstance(record, dict):
+        raise DataFileError(where, "is not a JSON object", "write one object a line")
+    if "messages" in record:
+        return _chat_example(record["messages"], spec, tok, where)
+    if "conversations" in record:
+        return _chat_example(_conversation_messages(record, where), spec, tok, where)
+    if spec.chat:
+        raise DataFileError(where, f"has no 'messages' (has {sorted(record)}); chat data "
+                            "(ChatDataModule, dataset_kwargs chat=True) needs chat records",
+                            'write {"messages": [{"role": "user", "content": "..."}, ...]}')
+    return _template_example(record, spec, tok, where)
+
+
+def jsonl_records(path: str) -> Iterator[tuple[str, Any]]:
+    """(file:line, record) of every non-blank line of a JSONL file."""
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
             try:
-                record = json.loads(line)
+                yield where, json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataFileError(where, f"line is not JSON ({err.msg})",
                                     "fix or remove this line") from None
-            if not isinstance(record, dict):
-                raise DataFileError(where, "is not a JSON object", "write one object a line")
-            if "messages" in record:
-                examples.append(_chat_example(record["messages"], spec, tok, where))
-            else:
-                examples.append(_template_example(record, spec, tok, where))
+
+
+def load_examples(path: str, spec: FineTuningDataModule, tok: Tokenizer,
+                  records: Iterable[tuple[str, Any]] | None = None) -> list[Example]:
+    """Tokenizes every record of `path` (JSONL, unless `records` are given); errors name the record."""
+    examples = [record_example(record, spec, tok, where)
+                for where, record in (records if records is not None else jsonl_records(path))]
     if not examples:
-        raise DataFileError(path, "holds no examples", "add JSONL records or remove the file")
+        raise DataFileError(path, "holds no examples", "add records or remove the file")
     return examples
 
 
@@ -124,17 +151,22 @@ class FineTuningGPTDataModule(GPTDataModule):
         super().__init__(spec)
         self._examples: list[list[Example] | None] | None = None
 
+    def split_sources(self) -> list[tuple[str, Iterable[tuple[str, Any]] | None]]:
+        """(name, records) of the train, validation and test splits: the JSONL files by default."""
+        root = str(self.spec.root())
+        paths = [os.path.join(root, name) for name in SPLIT_FILES]
+        if not os.path.isfile(paths[0]):
+            raise DataFileError(paths[0], "not found (from data.dataset_root)",
+                                "put training.jsonl (and optionally validation.jsonl, "
+                                "test.jsonl) in data.dataset_root")
+        return [(p, jsonl_records(p) if os.path.isfile(p) else None) for p in paths]
+
     def examples(self) -> list[list[Example] | None]:
-        """Tokenized examples per split (None where the file is absent; training is required)."""
+        """Tokenized examples per split (None where a split is absent; training is required)."""
         if self._examples is None:
-            root = str(self.spec.dataset_root)
-            paths = [os.path.join(root, name) for name in SPLIT_FILES]
-            if not os.path.isfile(paths[0]):
-                raise DataFileError(paths[0], "not found (from data.dataset_root)",
-                                    "put training.jsonl (and optionally validation.jsonl, "
-                                    "test.jsonl) in data.dataset_root")
-            self._examples = [load_examples(p, self.spec, self.tokenizer)
-                              if os.path.isfile(p) else None for p in paths]
+            self._examples = [None if records is None else
+                              load_examples(name, self.spec, self.tokenizer, records)
+                              for name, records in self.split_sources()]
         return self._examples
 
     def _items(self, examples: list[Example]) -> int:

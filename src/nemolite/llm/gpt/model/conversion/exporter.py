@@ -175,10 +175,11 @@ def load_model(saved: SavedModel) -> Any:
     model = megatron_io.build_model(saved.config, int(saved.config.vocab_size or 0), saved.dtype)
     peft = saved.peft
     if peft is not None:
-        from nemolite.llm.peft.lora import LoRA
+        from nemolite.llm.peft import DoRA, LoRA
         from nemolite.llm.peft.lora_transform import apply_lora
 
-        spec = LoRA(target_modules=tuple(peft["target_modules"]), dim=peft["dim"], alpha=peft["alpha"],
+        spec_cls = DoRA if peft.get("method") == "dora" else LoRA
+        spec = spec_cls(target_modules=tuple(peft["target_modules"]), dim=peft["dim"], alpha=peft["alpha"],
                     dropout=peft.get("dropout", 0.0))
         apply_lora([model], spec, seed=int(peft.get("seed", 0)))
     megatron_io.load_checkpoint(model, saved.checkpoint)
