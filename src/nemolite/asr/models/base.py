@@ -94,15 +94,21 @@ class ASRModel(pl.LightningModule):
     @classmethod
     def from_pretrained(cls: type[M], model_name: str, map_location: str | None = None) -> M:
         """Downloads `model_name` (a Hugging Face repo such as `nvidia/stt_en_fastconformer_ctc_large`)
-        through huggingface-hub, or uses its cached copy, and restores its `.nemo` file."""
-        from huggingface_hub import hf_hub_download, list_repo_files
+        through huggingface-hub, or uses its cached copy (`HF_HUB_OFFLINE=1`), and restores its `.nemo`.
+
+        `snapshot_download` rather than `list_repo_files` + `hf_hub_download`: listing a repository is
+        an API call that offline mode refuses, while a snapshot resolves from the cache's refs.
+        """
+        from huggingface_hub import snapshot_download
 
         if "/" not in model_name:
             model_name = f"nvidia/{model_name}"
         try:
-            files = [f for f in list_repo_files(model_name) if f.endswith(".nemo")]
-        except Exception as exc:  # noqa: BLE001 - offline, unknown repo, auth: one line
-            raise ConfigError("model_name", model_name, f"cannot list the repository ({type(exc).__name__})", "check the name and your network or HF_HUB_OFFLINE cache") from None
+            folder = Path(snapshot_download(model_name, allow_patterns=["*.nemo"]))
+        except Exception as exc:  # noqa: BLE001 - offline and not cached, unknown repo, auth: one line
+            raise ConfigError("model_name", model_name, f"cannot fetch the repository ({type(exc).__name__})",
+                              "check the name and your network, or the HF_HUB_OFFLINE cache (HF_HOME)") from None
+        files = sorted(folder.rglob("*.nemo"))
         if not files:
             raise ConfigError("model_name", model_name, "the repository holds no .nemo file", "pick a NeMo ASR model repository")
-        return cls.restore_from(hf_hub_download(model_name, files[0]), map_location=map_location)
+        return cls.restore_from(files[0], map_location=map_location)
