@@ -36,11 +36,33 @@ class ASRModel(pl.LightningModule):
         self._cfg: dict[str, Any] = copy.deepcopy(dict(cfg))
         self._artifacts: dict[str, bytes] = dict(artifacts or {})
         self._source: Any = "model config"
+        self._pending_rng: dict[str, Any] | None = None
 
     @property
     def cfg(self) -> dict[str, Any]:
         """The model's config, in NeMo's layout."""
         return self._cfg
+
+    # ------------------------------------------------------------------ exact resume
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Adds every rank's RNG states (dropout, SpecAugment, dither continue exactly on resume)."""
+        from nemolite.lightning import rng_state
+
+        checkpoint[rng_state.KEY] = rng_state.gather()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from nemolite.lightning import rng_state
+
+        self._pending_rng = rng_state.mine(checkpoint.get(rng_state.KEY))
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Restored at the first batch rather than at load, after whatever Lightning draws while it
+        # sets the loop up, as the megatron strategy does (megatron_strategy.py, training_step).
+        if self._pending_rng is not None:
+            from nemolite.lightning import rng_state
+
+            rng_state.restore(self._pending_rng)
+            self._pending_rng = None
 
     # ------------------------------------------------------------------ .nemo files
     @classmethod
