@@ -4,7 +4,8 @@ Lightning saves no RNG state (a resumed run draws dropout, SpecAugment masks and
 seed again). `gather()` runs on every rank while a checkpoint is assembled (Lightning calls
 `on_save_checkpoint` on all ranks; rank 0 writes), so the file holds each rank's states;
 `mine()` picks this rank's back out when the world size is the one that saved them. The
-megatron strategy keeps its own (with megatron's CUDA RNG tracker): `megatron_checkpoint.py`.
+megatron strategy keeps its own (with megatron's CUDA RNG tracker): `megatron_checkpoint.py`;
+`nl.ModelCheckpoint`'s state restores one process's only (`callbacks/checkpoint.py`).
 """
 
 from __future__ import annotations
