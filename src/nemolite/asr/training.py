@@ -13,8 +13,14 @@ from typing import Any
 
 def run_asr_training(*, model: Any, data: Any, trainer: Any, log: Any = None, resume: Any = None, task_config: Any = None) -> Path | None:
     """Trains `model` (a `FastConformerCTC` spec) on `data`; returns the run directory."""
+    import warnings
+
     import lightning.pytorch as pl
 
+    # Lightning warns that a mid-epoch checkpoint cannot resume a data loader without state_dict
+    # (lightning/pytorch/loops/training_epoch_loop.py, reset()); ours skips the batches the
+    # checkpoint trained on itself (nemolite.asr.data.dataset, DurationBatchSampler.skip).
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
     pl.seed_everything(getattr(data, "seed", 1234), workers=True, verbose=False)
     pl_trainer = trainer.build()
     tokenizer_dir = None

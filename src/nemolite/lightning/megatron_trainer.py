@@ -95,7 +95,7 @@ def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides:
         "strategy": strategy,
         "callbacks": build_callbacks(spec.callbacks),
         "max_steps": spec.max_steps,
-        "accumulate_grad_batches": 1,
+        "accumulate_grad_batches": spec.accumulate_grad_batches if plain_ddp else 1,
         "use_distributed_sampler": False,
         "enable_checkpointing": spec.enable_checkpointing,
         "enable_progress_bar": spec.enable_progress_bar,

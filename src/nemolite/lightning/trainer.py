@@ -42,7 +42,8 @@ class Trainer:
         limit_test_batches: test batches (int or fraction).
         log_every_n_steps: log metrics every n steps.
         num_sanity_val_steps: validation batches run before training.
-        accumulate_grad_batches: must stay 1: megatron accumulates global/(micro x DP) micro-batches.
+        accumulate_grad_batches: batches per optimizer step with `DDPStrategy` (NeMo ASR's option);
+            must stay 1 with megatron, which accumulates global/(micro x DP) micro-batches itself.
         use_distributed_sampler: must stay False: the data module shards by data-parallel rank.
         enable_checkpointing: let ModelCheckpoint callbacks save.
         enable_progress_bar: show the rich progress bar.
@@ -180,13 +181,6 @@ def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: boo
             "this machine has no CUDA GPU",
             "run on a GPU node, or set trainer.accelerator=cpu (CPU training runs over gloo)",
         )
-    if trainer.accumulate_grad_batches != 1:
-        raise ConfigError(
-            "trainer.accumulate_grad_batches",
-            trainer.accumulate_grad_batches,
-            "megatron accumulates global_batch_size / (micro_batch_size x DP) micro-batches itself",
-            "set trainer.accumulate_grad_batches=1 and raise data.global_batch_size",
-        )
     if trainer.use_distributed_sampler:
         raise ConfigError(
             "trainer.use_distributed_sampler",
@@ -194,10 +188,17 @@ def check_trainer(trainer: Trainer, *, model_config: GPTConfig | None, cuda: boo
             "the data module shards batches by megatron's data-parallel rank",
             "set trainer.use_distributed_sampler=False",
         )
-    on_gpu = cuda and trainer.accelerator != "cpu"
     if isinstance(trainer.strategy, DDPStrategy):
         _check_ddp(trainer)
         return
+    if trainer.accumulate_grad_batches != 1:
+        raise ConfigError(
+            "trainer.accumulate_grad_batches",
+            trainer.accumulate_grad_batches,
+            "megatron accumulates global_batch_size / (micro_batch_size x DP) micro-batches itself",
+            "set trainer.accumulate_grad_batches=1 and raise data.global_batch_size",
+        )
+    on_gpu = cuda and trainer.accelerator != "cpu"
     if trainer.precision is not None:
         raise ConfigError(
             "trainer.precision", trainer.precision, "megatron models take their precision from trainer.plugins",
@@ -259,6 +260,9 @@ def _check_ddp(trainer: Trainer) -> None:
         )
     if trainer.precision is not None and str(trainer.precision) not in LIGHTNING_PRECISIONS:
         raise UnknownChoiceError("trainer.precision", str(trainer.precision), LIGHTNING_PRECISIONS)
+    if not _is_int(trainer.accumulate_grad_batches) or trainer.accumulate_grad_batches < 1:
+        raise _range_error("accumulate_grad_batches", trainer.accumulate_grad_batches, "must be a whole number >= 1",
+                           "set trainer.accumulate_grad_batches=1 or more")
 
 
 def _check_cpu_strategy(strategy: MegatronStrategy | None) -> None:

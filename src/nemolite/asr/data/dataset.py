@@ -133,9 +133,18 @@ class AudioToTextDataModuleImpl(pl.LightningDataModule):
             shuffle=shuffle, seed=self.spec.seed, rank=rank, world_size=world,
         )
         if shuffle and trainer is not None:
-            # Resuming mid-epoch: skip what the checkpoint's run already consumed this epoch.
-            sampler.skip = int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.spec.num_workers)
+            # Resuming mid-epoch: skip what the checkpoint's run already trained on this epoch.
+            # `processed`, not `completed`: a checkpoint saved in on_train_batch_end (ModelCheckpoint's
+            # every_n_train_steps) precedes that batch's increment_completed; Lightning fixes its own
+            # count in the epoch loop's reset(), after this loader is built
+            # (lightning/pytorch/loops/training_epoch_loop.py, restarted_on_train_batch_end).
+            sampler.skip = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        # A generator of its own: each new iterator draws a base seed from it, which would otherwise
+        # come from the global generator that dropout and SpecAugment draw from (torch.utils.data's
+        # _BaseDataLoaderIter), so an epoch boundary or a validation would shift their draws.
+        generator = torch.Generator().manual_seed(self.spec.seed)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.spec.num_workers,
+                          generator=generator)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -36,11 +36,33 @@ class ASRModel(pl.LightningModule):
         self._cfg: dict[str, Any] = copy.deepcopy(dict(cfg))
         self._artifacts: dict[str, bytes] = dict(artifacts or {})
         self._source: Any = "model config"
+        self._pending_rng: dict[str, Any] | None = None
 
     @property
     def cfg(self) -> dict[str, Any]:
         """The model's config, in NeMo's layout."""
         return self._cfg
+
+    # ------------------------------------------------------------------ exact resume
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Adds every rank's RNG states (dropout, SpecAugment, dither continue exactly on resume)."""
+        from nemolite.lightning import rng_state
+
+        checkpoint[rng_state.KEY] = rng_state.gather()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from nemolite.lightning import rng_state
+
+        self._pending_rng = rng_state.mine(checkpoint.get(rng_state.KEY))
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Restored at the first batch rather than at load, after whatever Lightning draws while it
+        # sets the loop up, as the megatron strategy does (megatron_strategy.py, training_step).
+        if self._pending_rng is not None:
+            from nemolite.lightning import rng_state
+
+            rng_state.restore(self._pending_rng)
+            self._pending_rng = None
 
     # ------------------------------------------------------------------ .nemo files
     @classmethod
@@ -94,15 +116,21 @@ class ASRModel(pl.LightningModule):
     @classmethod
     def from_pretrained(cls: type[M], model_name: str, map_location: str | None = None) -> M:
         """Downloads `model_name` (a Hugging Face repo such as `nvidia/stt_en_fastconformer_ctc_large`)
-        through huggingface-hub, or uses its cached copy, and restores its `.nemo` file."""
-        from huggingface_hub import hf_hub_download, list_repo_files
+        through huggingface-hub, or uses its cached copy (`HF_HUB_OFFLINE=1`), and restores its `.nemo`.
+
+        `snapshot_download` rather than `list_repo_files` + `hf_hub_download`: listing a repository is
+        an API call that offline mode refuses, while a snapshot resolves from the cache's refs.
+        """
+        from huggingface_hub import snapshot_download
 
         if "/" not in model_name:
             model_name = f"nvidia/{model_name}"
         try:
-            files = [f for f in list_repo_files(model_name) if f.endswith(".nemo")]
-        except Exception as exc:  # noqa: BLE001 - offline, unknown repo, auth: one line
-            raise ConfigError("model_name", model_name, f"cannot list the repository ({type(exc).__name__})", "check the name and your network or HF_HUB_OFFLINE cache") from None
+            folder = Path(snapshot_download(model_name, allow_patterns=["*.nemo"]))
+        except Exception as exc:  # noqa: BLE001 - offline and not cached, unknown repo, auth: one line
+            raise ConfigError("model_name", model_name, f"cannot fetch the repository ({type(exc).__name__})",
+                              "check the name and your network, or the HF_HUB_OFFLINE cache (HF_HOME)") from None
+        files = sorted(folder.rglob("*.nemo"))
         if not files:
             raise ConfigError("model_name", model_name, "the repository holds no .nemo file", "pick a NeMo ASR model repository")
-        return cls.restore_from(hf_hub_download(model_name, files[0]), map_location=map_location)
+        return cls.restore_from(files[0], map_location=map_location)

@@ -147,8 +147,9 @@ class EncDecCTCModel(ASRModel):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, counts = self._step(batch)
-        # `reduced_train_loss` is the name nemolite's metrics, curve and checkpoint names read.
-        self.log("reduced_train_loss", loss, prog_bar=True, batch_size=int(batch[0].shape[0]))
+        # `reduced_train_loss` is the name nemolite's metrics, curve and checkpoint names read: as
+        # megatron's, the mean over data-parallel ranks (each rank's batch is a part of the step's).
+        self.log("reduced_train_loss", loss, prog_bar=True, batch_size=int(batch[0].shape[0]), sync_dist=True)
         self.log("train_wer", counts.rate, prog_bar=True, batch_size=max(1, counts.tokens))
         return loss
 
