@@ -25,6 +25,13 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def nightly(session: nox.Session) -> None:
+    """The slow end-to-end runs and the exhaustive sweeps CI has no time for (`-m nightly`)."""
+    _install(session)
+    session.run("pytest", "-q", "-m", "slow or nightly", *session.posargs)
+
+
+@nox.session
 def mutations(session: nox.Session) -> None:
     """Each deliberate breakage in tests/mutations.toml must make its test fail (`--only NAME`)."""
     _install(session)

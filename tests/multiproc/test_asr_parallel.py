@@ -81,7 +81,7 @@ def test_ddp_matches_one_process_with_the_same_global_batch(tmp_path: Path, corp
     assert len(set(reference)) == 12 and min(reference) > 0  # every batch trains (no infeasible CTC)
 
 
-@pytest.mark.parametrize("nproc", [1, 2], ids=["one_process", "ddp2"])
+@pytest.mark.parametrize("nproc", [1, pytest.param(2, marks=pytest.mark.nightly)], ids=["one_process", "ddp2"])
 def test_resume_exact_after_sigkill(tmp_path: Path, corpus: dict[str, str], nproc: int) -> None:
     # Dropout, SpecAugment and dither on, as in the recipes: exact only if every rank's RNG state
     # is restored too. Checkpoints every 2 steps; killed after step 3 (the restart resumes from

@@ -262,7 +262,7 @@ def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path)
 
 
 @pytest.mark.multiproc
-@pytest.mark.slow  # ~2 min per layout on 2 cores: CI runs it in its `-m slow` pass
+@pytest.mark.nightly  # ~2 min per layout on 2 cores: `pytest -m nightly`
 @pytest.mark.parametrize("layout", [{"TP": "2"}, {"PP": "2"}, {"TP": "2", "ASYNC": "1"}],
                          ids=["tp2", "pp2", "tp2_async"])
 def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str]) -> None:
@@ -292,7 +292,7 @@ def test_resume_exact_after_kills_parallel(tmp_path: Path, layout: dict[str, str
 
 
 @pytest.mark.multiproc
-@pytest.mark.slow  # ~3 min on 2 cores
+@pytest.mark.nightly  # ~3 min on 2 cores; one process: tests/lightning/test_callbacks.py (default run)
 def test_sigterm_on_one_rank_saves_on_all_and_the_same_command_resumes(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     assert launch(ref, 6, 100, nproc=2, TP="2").returncode == 0
@@ -307,7 +307,7 @@ def test_sigterm_on_one_rank_saves_on_all_and_the_same_command_resumes(tmp_path:
 
 
 @pytest.mark.multiproc
-@pytest.mark.slow  # ~2 min on 2 cores
+@pytest.mark.nightly  # ~2 min on 2 cores
 def test_tp2_checkpoint_resumes_as_tp1_on_the_same_curve(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     assert launch(ref, 6, 2, nproc=2, TP="2").returncode == 0

@@ -2,7 +2,7 @@
 
 The feature checks run for every recipe in milliseconds. Training runs in this process (megatron
 over gloo): a representative subset in the default run (dense with tied embeddings and QKV bias,
-Llama 3.1 RoPE scaling, MoE with qk-norm and top-8 routing), every recipe under `-m slow`.
+Llama 3.1 RoPE scaling, MoE with qk-norm and top-8 routing), every recipe under `-m nightly`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_twin_keeps_the_architecture_and_fits_a_cpu(name: str, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(name, marks=() if name in DEFAULT_RUN else pytest.mark.slow) for name in RECIPES
+    pytest.param(name, marks=() if name in DEFAULT_RUN else pytest.mark.nightly) for name in RECIPES
 ])
 def test_twin_trains_two_steps(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
