@@ -145,7 +145,9 @@ def run(mode: str, out: Path, *, steps: int, callbacks: list[pl.Callback], lr: f
         callbacks=[*callbacks, peft.build()], enable_progress_bar=False, enable_checkpointing=False,
         limit_val_batches=0, num_sanity_val_steps=0, logger=False,
     )
-    data = PairsData(write_jsonl(out / "train.jsonl"), steps)
+    # One file per rank: ranks writing one shared file race (a rank could read it truncated, empty).
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    data = PairsData(write_jsonl(out / f"train_rank{rank}.jsonl"), steps)
     pl_trainer, _, module = build_run(model=GPTModel(CONFIG, optim=optim), data=data, trainer=trainer)
     pl_trainer.fit(module, datamodule=data)
     return module
