@@ -177,7 +177,7 @@ def test_peft_scheme_dora_is_dora_with_the_sizes_adapter_settings() -> None:
     assert set(moe.keywords["peft"].target_modules) == {"linear_qkv", "linear_proj"}  # experts frozen
 
 
-@pytest.mark.slow
+@pytest.mark.nightly
 def test_twin_of_a_dora_finetune_recipe_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "data"
@@ -196,7 +196,7 @@ def test_twin_of_a_dora_finetune_recipe_trains(tmp_path: Path, monkeypatch: pyte
     assert marker["peft"]["method"] == "dora"
 
 
-@pytest.mark.slow
+@pytest.mark.nightly
 @pytest.mark.multiproc
 def test_two_process_twin_trains_tensor_sequence_and_expert_parallel(nemo, tmp_path: Path) -> None:
     result = nemo("llm", "pretrain", "--factory", "qwen3_30b_a3b", "--cpu-twin", "trainer.max_steps=2",

@@ -16,7 +16,7 @@ import pytest
 from nemolite import llm
 from tests.llm.inference.inference_ckpts import write_checkpoint
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.nightly  # trains llama_tiny for minutes: `pytest -m nightly`
 
 STEPS = 150  # ~2-3 minutes on 2 cores; the loss falls from 5.9 to about 2.3
 

@@ -1,7 +1,7 @@
 """End to end: `nemo llm finetune --factory llama_tiny` with LoRA, from scratch and from a pretraining
 checkpoint (`resume.restore_config`), through the real CLI in subprocesses.
 
-Marked slow: three CLI runs of llama_tiny (~30-60 s each on 2 busy cores).
+Marked nightly: three CLI runs of llama_tiny (~30-60 s each on 2 busy cores).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.nightly  # three CLI runs; the docs runner fine-tunes through the CLI in CI
 
 PAIRS = [("Capital of France?", "Paris."), ("Two plus two?", "Four."),
          ("Colour of the sky?", "Blue."), ("Opposite of hot?", "Cold.")]
