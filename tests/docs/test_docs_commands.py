@@ -54,7 +54,7 @@ def test_every_block_parses() -> None:
             compile(block.text, block.where(), "exec")
 
 
-@pytest.mark.slow
+@pytest.mark.nightly  # 20-25 min on 2 cores (the quick start alone ~11): more than CI's budget leaves
 def test_every_documented_command_and_snippet_runs_in_order() -> None:
     with tempfile.TemporaryDirectory(prefix="nemolite-docs-") as scratch:
         home, cwd = Path(scratch) / "home", Path(scratch) / "work"
