@@ -69,13 +69,19 @@ def test_twin_trains_two_steps(name: str, tmp_path: Path, monkeypatch: pytest.Mo
     assert any("step=2" in c for c in checkpoints), checkpoints
 
 
-def test_twin_of_a_finetune_recipe_trains_lora(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def _qa_dataset(tmp_path: Path) -> Path:
+    """32 question/answer pairs as a fine-tuning dataset_root (training and validation)."""
     data = tmp_path / "data"
     data.mkdir()
     rows = "".join(json.dumps({"input": f"question {i}?", "output": f"answer {i}."}) + "\n" for i in range(32))
     (data / "training.jsonl").write_text(rows)
     (data / "validation.jsonl").write_text(rows)
+    return data
+
+
+def test_twin_of_a_finetune_recipe_trains_lora(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = _qa_dataset(tmp_path)
     recipe = plugins.recipe_module("llama32_1b").finetune_recipe(
         dir=str(tmp_path / "runs"), name="ft", dataset_root=str(data), peft_scheme="lora")
     twin, plan = cpu_twin(recipe, processes=1, steps=2)
@@ -180,11 +186,7 @@ def test_peft_scheme_dora_is_dora_with_the_sizes_adapter_settings() -> None:
 @pytest.mark.nightly
 def test_twin_of_a_dora_finetune_recipe_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    data = tmp_path / "data"
-    data.mkdir()
-    rows = "".join(json.dumps({"input": f"question {i}?", "output": f"answer {i}."}) + "\n" for i in range(32))
-    (data / "training.jsonl").write_text(rows)
-    (data / "validation.jsonl").write_text(rows)
+    data = _qa_dataset(tmp_path)
     recipe = plugins.recipe_module("qwen25_500m").finetune_recipe(
         dir=str(tmp_path / "runs"), name="ft", dataset_root=str(data), peft_scheme="dora")
     twin, _ = cpu_twin(recipe, processes=1, steps=2)
