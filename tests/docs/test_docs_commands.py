@@ -25,7 +25,7 @@ _spec.loader.exec_module(runner)
 # (a piece of a block's text, what its output must contain): the text's promises, checked.
 PROMISES = [
     ("pretrain --factory llama_tiny trainer.max_steps=310", "already finished: step 300"),
-    ("nemo llm validate --factory llama_tiny", "val_loss"),
+    ("nemo llm validate --factory llama_tiny", "val_ppl"),
     ("nemo llm finetune --factory llama_tiny trainer.max_steps=30", "starting from the weights of"),
     ("executor=slurm", "Not checked without contacting the cluster"),
     ("--dryrun", "Dry run: nothing was launched or written."),

@@ -55,7 +55,10 @@ class NeMoMetrics(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and not trainer.sanity_checking:
             if (value := scalar(trainer, "val_loss")) is not None:
-                self._append({"step": trainer.global_step, "time": time.time(), "val_loss": value})
+                record = {"step": trainer.global_step, "time": time.time(), "val_loss": value}
+                if (ppl := scalar(trainer, "val_ppl")) is not None:
+                    record["val_ppl"] = ppl
+                self._append(record)
 
     def _append(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
@@ -76,5 +79,6 @@ def read_metrics(run_dir: Path | str) -> dict[int, dict[str, float]]:
         if "reduced_train_loss" in record or STEP_TIME in record:
             steps[int(record["step"])] = record
         elif "val_loss" in record:
-            steps.setdefault(int(record["step"]), {}).update(val_loss=record["val_loss"])
+            steps.setdefault(int(record["step"]), {}).update(
+                {k: record[k] for k in ("val_loss", "val_ppl") if k in record})
     return dict(sorted(steps.items()))

@@ -201,7 +201,10 @@ def test_run_training_fits_and_validates(tmp_path: Path) -> None:
             max(steps, 1), default_root_dir=str(tmp_path), limit_val_batches=2, limit_test_batches=1))
         if steps:
             pl_trainer.fit(module, datamodule=dm)
-        val = pl_trainer.validate(module, datamodule=dm)[0]["val_loss"]
+        metrics = pl_trainer.validate(module, datamodule=dm)[0]
+        val = metrics["val_loss"]
+        # Perplexity is exp of the pass's mean per-token loss (the batches hold equal token counts).
+        assert metrics["val_ppl"] == pytest.approx(math.exp(val), rel=1e-5), metrics
         return pl_trainer, val, pl_trainer.test(module, datamodule=dm)[0]["test_loss"]
 
     untrained, val0, test0 = evaluate(0)

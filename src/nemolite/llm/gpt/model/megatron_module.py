@@ -8,6 +8,7 @@ then megatron's optimizer steps and the LR scheduler advances.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +157,7 @@ class MegatronGPTModule(pl.LightningModule):
         self.tf_config: Any = None
         self.lr_scheduler: Any = None
         self.train_losses: list[float] = []
+        self._val_losses: list[float] = []  # this validation pass's per-batch losses (for val_ppl)
         self._unscaled_limits: dict[int, dict[str, Any]] = {}
 
     # ---- building -------------------------------------------------------------------------
@@ -318,7 +320,17 @@ class MegatronGPTModule(pl.LightningModule):
         with torch.no_grad():
             loss = self.run_schedule(batches, forward_only=True)
         self.log("val_loss", loss, prog_bar=True, batch_size=1, sync_dist=False)
+        self._val_losses.append(float(loss))
         return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_losses = []
+
+    def on_validation_epoch_end(self) -> None:
+        """Logs `val_ppl`: exp of this pass's val_loss (the mean per-token loss over its batches)."""
+        if self._val_losses:
+            mean = sum(self._val_losses) / len(self._val_losses)
+            self.log("val_ppl", math.exp(min(mean, 80.0)), batch_size=1, sync_dist=False)
 
     def test_step(self, dataloader_iter: Iterator) -> torch.Tensor:
         """Loss over one global batch of the test split, no gradients."""
