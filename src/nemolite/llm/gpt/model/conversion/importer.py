@@ -62,27 +62,52 @@ def _dtype(hf: dict[str, Any]) -> torch.dtype:
     return DTYPES.get(str(name).replace("torch.", ""), torch.float32)
 
 
-def convert_weights(reader: hf_source.ShardReader, family: fam.Family, config: GPTConfig,
-                    model: Any, padded_vocab: int) -> int:
-    """Fills `model` from the HF shards through the family table; returns the tensors read."""
-    params = model.state_dict(keep_vars=True)
+def sharded_state_from_hf(reader: hf_source.ShardReader, family: fam.Family, config: GPTConfig,
+                          model: Any, padded_vocab: int) -> tuple[dict[str, Any], int]:
+    """`model`'s sharded state dict with every weight read from the HF shards; (state, tensors read).
+
+    `model` is built on the meta device: its sharded state dict gives each tensor's checkpoint key,
+    shape and offsets, and the HF tensors (converted through the family table) become the data that
+    is saved. Nothing is materialised twice: no model weights to copy into, and megatron's fused
+    gate/up weight (`linear_fc1` of a SwiGLU MLP) is saved from the two HF tensors as they are read,
+    where filling a real model would concatenate them and the checkpoint writer would copy the two
+    halves out again.
+    """
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
+
+    from nemolite.lightning.megatron_checkpoint import model_sharded_state_dict
+
+    state = model_sharded_state_dict([model])["model0"]
     used: set[str] = set()
     for step in converter.plan(family, config):
         tensors = [reader.get(name) for name in step.hf]
-        value = converter.to_ours(step, tensors, config, padded_vocab)
-        target = params.get(step.ours)
-        if target is None or tuple(target.shape) != tuple(value.shape):
-            raise DataFileError(step.hf[0], f"shape {tuple(tensors[0].shape)} does not fit "
-                                f"{step.ours} {None if target is None else tuple(target.shape)}",
+        entry = state.get(step.ours)
+        if isinstance(entry, ShardedTensorFactory) and step.op == fam.GATE_UP:
+            parts, values = entry.build(), tensors  # [gate rows, up rows] of the fused weight
+        elif isinstance(entry, ShardedTensor):
+            parts, values = [entry], [converter.to_ours(step, tensors, config, padded_vocab)]
+        else:
+            parts, values = [], []
+        if not parts or len(parts) != len(values) or any(
+                tuple(p.local_shape) != tuple(v.shape) for p, v in zip(parts, values, strict=True)):
+            shapes = [tuple(p.local_shape) for p in parts] or None
+            raise DataFileError(step.hf[0], f"shape {tuple(tensors[0].shape)} does not fit {step.ours} {shapes}",
                                 "the weights do not match config.json; re-download the model")
-        with torch.no_grad():
-            target.copy_(value)
+        for part, value in zip(parts, values, strict=True):
+            part.data = value.to(part.data.dtype).contiguous()
+        state[step.ours] = parts if len(parts) > 1 else parts[0]
         used.update(step.hf)
     unused = sorted(set(reader.names()) - used - {"lm_head.weight"})
     if unused:
         raise DataFileError(unused[0], f"{len(unused)} tensor(s) nemolite does not map (e.g. this one)",
                             "this checkpoint has parts the model family does not; not importable")
-    return len(used)
+    empty = [key for key, value in state.items()
+             if isinstance(value, ShardedTensorFactory)
+             or (isinstance(value, ShardedTensor) and value.data.device.type == "meta")]
+    if empty:
+        raise DataFileError(empty[0], f"{len(empty)} weight(s) of the model not in the family table (e.g. this one)",
+                            "this model family's conversion table is incomplete")
+    return state, len(used)
 
 
 def _copy_context(src: Path, context: Path, hf: dict[str, Any], config: GPTConfig, model_class: str,
@@ -130,13 +155,14 @@ def import_hf(model: GPTModel | None, source: str, output_path: str | Path | Non
         with hf_source.ShardReader(src.directory) as reader, megatron_io.single_process_megatron():
             vocab = int(config.vocab_size or hf["vocab_size"])
             padded = mc.padded_vocab_size(vocab, config.make_vocab_size_divisible_by, 1)
-            megatron = megatron_io.build_model(config, vocab, dtype)
-            count = convert_weights(reader, family, config, megatron, padded)
+            with torch.device("meta"):  # shapes and checkpoint keys only: the HF tensors are the data
+                megatron = megatron_io.build_model(config, vocab, dtype)
+            state, count = sharded_state_from_hf(reader, family, config, megatron, padded)
             _copy_context(src.directory, tmp / store.CONTEXT, hf, config, model_class, source)
             meta = checkpoint_meta(config, model_class, dtype, source)
             meta["context"] = str(final / store.CONTEXT)
-            megatron_io.save_checkpoint(megatron, tmp / store.WEIGHTS, meta)
-            del megatron
+            megatron_io.save_checkpoint_state({"model0": state}, tmp / store.WEIGHTS, meta)
+            del megatron, state
         store.publish_dir(tmp, final, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
