@@ -136,19 +136,53 @@ class ShardWriter:
         (self.directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
-def write_weights(model: Any, saved: SavedModel, directory: Path, max_shard_bytes: int) -> int:
-    """Streams the megatron model's tensors through the family table into shards; returns the count."""
-    params = model.state_dict()
+def write_weights(weights: dict[str, Any], saved: SavedModel, directory: Path, max_shard_bytes: int) -> int:
+    """Streams the megatron tensors through the family table into shards; returns the count.
+
+    `weights` maps each megatron name to its tensor, or (a fused SwiGLU `linear_fc1`, as
+    `read_weights` gives it) to its [gate, up] halves.
+    """
     config = saved.config
     vocab = int(config.vocab_size or 0)
     writer = ShardWriter(directory, max_shard_bytes)
     count = 0
     for step in converter.plan(saved.family, config):
-        for name, tensor in zip(step.hf, converter.to_hf(step, params[step.ours], config, vocab), strict=True):
+        value = weights[step.ours]
+        tensors = list(value) if isinstance(value, list | tuple) else converter.to_hf(step, value, config, vocab)
+        for name, tensor in zip(step.hf, tensors, strict=True):
             writer.add(name, tensor.to(saved.dtype))
             count += 1
     writer.close()
     return count
+
+
+def read_weights(saved: SavedModel) -> dict[str, Any]:
+    """A checkpoint's weights (without LoRA adapters) by megatron name, read with no model built.
+
+    The one-process model is built on the meta device only for its checkpoint keys and shapes; the
+    loader fills freshly allocated tensors, and a fused SwiGLU weight stays as its two saved halves
+    (no concatenation to split again for Hugging Face). Needs megatron_io's one-process world.
+    """
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
+
+    from nemolite.lightning import megatron_checkpoint as ckpt
+    from nemolite.llm.gpt.model.conversion import megatron_io
+
+    with torch.device("meta"):
+        model = megatron_io.build_model(saved.config, int(saved.config.vocab_size or 0), saved.dtype)
+    state = ckpt.model_sharded_state_dict([model])["model0"]
+    template: dict[str, Any] = {}
+    for key, entry in state.items():
+        parts = entry.build() if isinstance(entry, ShardedTensorFactory) else entry
+        if not isinstance(parts, list):
+            parts = [parts]
+        if not all(isinstance(p, ShardedTensor) for p in parts):
+            continue  # _extra_state objects: nothing to export
+        for part in parts:
+            part.data = torch.empty(part.local_shape, dtype=part.data.dtype)
+        template[key] = parts if len(parts) > 1 else parts[0]
+    loaded = ckpt.load({"state_dict": {"model0": template}}, saved.checkpoint)
+    return dict(loaded["state_dict"]["model0"])
 
 
 def write_config(saved: SavedModel, directory: Path) -> None:
@@ -217,21 +251,23 @@ def export_hf(path: str | Path, output_path: str | Path, overwrite: bool = False
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         with megatron_io.single_process_megatron():
-            model = load_model(saved)
             if target == "hf-peft":
                 from nemolite.llm.peft.merge import write_peft_adapter
 
                 base = saved.meta.get("imported_from") or _imported_source(saved)
-                count = write_peft_adapter(model, list(converter.plan(saved.family, saved.config)),
+                count = write_peft_adapter(load_model(saved), list(converter.plan(saved.family, saved.config)),
                                            saved.config, saved.peft or {}, tmp, base)
             else:
-                if saved.peft is not None:
+                if saved.peft is None:  # the weights as saved: no model needed
+                    weights = read_weights(saved)
+                else:  # LoRA adapters merged into their weights, in the model
                     from nemolite.llm.peft.merge import merge_adapters
 
+                    model = load_model(saved)
                     merge_adapters(model)
-                count = write_weights(model, saved, tmp, max_shard_bytes)
+                    weights = model.state_dict()
+                count = write_weights(weights, saved, tmp, max_shard_bytes)
                 write_config(saved, tmp)
-            del model
         store.publish_dir(tmp, final, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
