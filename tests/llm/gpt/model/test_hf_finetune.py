@@ -65,6 +65,32 @@ def test_finetune_from_nemo_uri_then_export_matches_transformers(tmp_path: Path,
     assert (ours[..., :BYTE_VOCAB] - theirs).abs().max().item() <= 1e-5
 
 
+def test_a_model_pretrained_from_scratch_exports_with_its_tokenizers_vocabulary(tmp_path: Path) -> None:
+    """A pretrain whose model config leaves vocab_size to the tokenizer (as llama_tiny does) exports."""
+    from nemolite import lightning as nl
+    from nemolite import llm
+
+    config = llm.Llama32Config1B(num_layers=2, hidden_size=64, ffn_hidden_size=128, num_attention_heads=4,
+                                 num_query_groups=2, kv_channels=16, seq_length=32, vocab_size=None)
+    llm.pretrain(
+        model=llm.LlamaModel(config),
+        data=llm.MockDataModule(seq_length=32, micro_batch_size=2, global_batch_size=2),
+        trainer=nl.Trainer(accelerator="cpu", devices=1, max_steps=2, strategy=nl.MegatronStrategy(),
+                           enable_progress_bar=False, limit_val_batches=0, num_sanity_val_steps=0),
+        log=nl.NeMoLogger(log_dir=str(tmp_path / "runs"), ckpt=nl.ModelCheckpoint(save_last=True)),
+        optim=nl.MegatronOptimizerModule(nl.OptimizerConfig(lr=1e-2, use_distributed_optimizer=False)),
+    )
+    (checkpoint,) = list((tmp_path / "runs").rglob("*-last"))
+    out = llm.export_ckpt(path=str(checkpoint), output_path=str(tmp_path / "exported"))
+    exported = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    assert exported.config.vocab_size == BYTE_VOCAB  # the mock data's byte tokenizer, not a padded size
+    tokens = hf_models.batch(size=(2, 16)) * 2
+    with torch.no_grad():
+        theirs = exported(tokens).logits
+    ours = hf_models.nemolite_logits(checkpoint, tokens, vocab=BYTE_VOCAB)
+    assert (ours[..., :BYTE_VOCAB] - theirs).abs().max().item() <= 1e-5
+
+
 @pytest.mark.slow  # ~40 s on 2 cores: a LoRA run plus three exports
 def test_lora_finetune_exports_merged_weights_and_a_peft_adapter(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
