@@ -42,7 +42,8 @@ def test_fault_tolerance_reaches_the_local_torchrun_command(llm_cli, tmp_path: P
                              "executor.launcher=ft", "--dryrun", "-y")
     assert code == 0, err
     rendered = _launch_section(out)
-    assert rendered.startswith("LOGLEVEL=INFO OMP_NUM_THREADS=1 torchrun --max-restarts=3 --monitor-interval=1 "), rendered
+    assert rendered.startswith("LOGLEVEL=INFO OMP_NUM_THREADS=1 TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "
+                               "torchrun --max-restarts=3 --monitor-interval=1 "), rendered
     assert "ft_launcher" not in rendered and list(tmp_path.iterdir()) == []
 
 

@@ -212,3 +212,4 @@ def test_fault_tolerance_launches_torchrun_with_max_restarts(profile, launcher, 
     script = slurm.render(executor, run.Partial(train), "pretrain")
     assert f"torchrun --max-restarts={bound} --monitor-interval=1 --rdzv-backend c10d" in script
     assert "ft_launcher" not in script and "#SBATCH --ntasks-per-node=1" in script
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in script  # a fresh store per attempt

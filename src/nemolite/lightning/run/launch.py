@@ -19,6 +19,13 @@ from typing import Any
 from nemolite.lightning.fault_tolerance import FaultTolerance
 
 log = logging.getLogger("nemolite.launch")
+
+# torchrun's c10d rendezvous shares its TCPStore with the workers across restarts
+# (torch/distributed/elastic/rendezvous/dynamic_rendezvous.py, `use_agent_store`), and the workers'
+# process groups write the same keys on every attempt: a restarted rank 0 then read the killed
+# rank 1's gloo address and failed ("Connection refused") or hung. Without sharing, each attempt's
+# rank 0 hosts a fresh store on a new port.
+RESTART_ENV = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
 _INSTALLED = False
 
 
@@ -77,6 +84,7 @@ def install() -> None:
         for role in app.roles:
             if role.entrypoint == "torchrun":
                 role.args = [*ft.torchrun_args(), *role.args]
+                role.env = {**role.env, **RESTART_ENV}
         return app
 
     packaging.package = package
