@@ -56,7 +56,7 @@ def finish(proc: subprocess.Popen, tag: str, timeout: float = 480) -> int:
 
 
 @pytest.mark.multiproc
-@pytest.mark.slow  # two 2-process CLI runs: ~2 min on 2 quiet cores
+@pytest.mark.slow  # two 2-process CLI runs: ~2 min on 2 quiet cores (7 min measured on a loaded one)
 def test_killed_rank_restarts_in_job_and_finishes_on_the_uninterrupted_curve(tmp_path: Path) -> None:
     tag = uuid.uuid4().hex
     assert finish(start(tmp_path, tmp_path / "ref", tag=tag), tag) == 0, (tmp_path / "ref.out").read_text()[-3000:]
@@ -72,8 +72,8 @@ def test_killed_rank_restarts_in_job_and_finishes_on_the_uninterrupted_curve(tmp
         finish(proc, tag, timeout=1)
         raise
     assert finish(proc, tag) == 0
-    out = (tmp_path / "ft.out").read_text()
-    assert "torchrun --max-restarts=3" in out or "max_restarts=3" in out, out[-3000:]
+    # torchrun's second attempt, in the same job (nemo-run keeps each attempt's worker logs).
+    assert list(tmp_path.glob("nr/**/torchelastic/**/attempt_1")), "no in-job restart"
     log = (run_dir / "nemo_log_globalrank-0_localrank-0.txt").read_text()
     assert "resuming from" in log and "step=" in log, log[-3000:]
     assert losses(run_dir) == losses(tmp_path / "ref")
