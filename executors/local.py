@@ -13,12 +13,15 @@ import nemo_run as run
 
 from nemolite.errors import ConfigError
 from nemolite.executors import _local_cancel
+from nemolite.lightning.run import launch as _ft_launch
 
 #: The job runs on this machine, so its hardware checks apply here.
 REMOTE = False
 
 # `nemo experiment cancel ID N` from another shell (see _local_cancel); torchrun jobs share it.
 _local_cancel.install()
+# `executor.launcher=ft` / `run.FaultTolerance(max_restarts=N)`: torchrun --max-restarts=N.
+_ft_launch.install()
 
 
 def factory(env_vars: dict[str, str] | None = None) -> run.Config[run.LocalExecutor]:

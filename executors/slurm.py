@@ -30,6 +30,10 @@ from nemolite.errors import UnknownChoiceError
 from nemolite.executors import _secrets, _slurm_checks
 from nemolite.executors._profile import load_profile
 from nemolite.executors._remote import dryrun_text
+from nemolite.lightning.run import launch as _ft_launch
+
+# `launcher: ft` / `run.FaultTolerance(...)`: torchrun with --max-restarts (nemolite.lightning.run.launch).
+_ft_launch.install()
 
 #: The job runs on the cluster, so this machine's hardware checks do not apply.
 REMOTE = True
@@ -45,7 +49,7 @@ DEFAULT_ENV = {
     "CUDA_DEVICE_MAX_CONNECTIONS": "1",
 }
 
-LAUNCHERS = ("torchrun", "srun")
+LAUNCHERS = ("torchrun", "ft", "srun")
 _TUNNEL_KEYS = ("host", "user", "identity", "port", "job_dir", "shell", "pre_command")
 # Set by nemo-run itself or by this module; not settings a user writes in the profile.
 _INTERNAL = {"packager", "experiment_id", "job_dir", "job_details", "tunnel", "launcher"}
@@ -107,6 +111,8 @@ def _launcher_config(name: str | None) -> run.Config | None:
         return None  # srun starts ntasks_per_node processes itself; Lightning reads SLURM_* vars
     if name == "torchrun":
         return run.Config(run.Torchrun)
+    if name == "ft":  # in-job restarts: torchrun --max-restarts (nl.FaultTolerance's default bound)
+        return run.Config(run.FaultTolerance)
     raise UnknownChoiceError("executor.launcher", str(name), LAUNCHERS, what="launcher")
 
 

@@ -25,6 +25,11 @@ CASES = [
     (["--factory", "llama_tiny", "executor=ssh"], ["executor", "'ssh'", "torchrun"]),
     (["--factory", "llama_tiny", "executor.ntasks_per_node=2"], ["executor", "executor=torchrun"]),
     (["--factory", "llama3_8b", "data=nosuch"], ["data=", "nosuch", "mock"]),
+    (["--factory", "llama_tiny", "data.rampup_batch_size=[4,8,100]"],
+     ["data.rampup_batch_size=[4, 8, 100]", "does not reach data.global_batch_size=8", "increment"]),
+    (["--factory", "llama_tiny", "data.rampup_batch_size=[4,4,100]", "executor=torchrun", "trainer.devices=2",
+      "executor.ntasks_per_node=2"],
+     ["data.rampup_batch_size=[4, 4, 100]", "micro_batch_size x data-parallel size (4 x 2) = 8"]),
 ]
 
 

@@ -198,3 +198,18 @@ def test_job_dir_named_nemo_run_is_refused_without_container(profile):
     profile(PROFILE + "tunnel: {job_dir: /lustre/me/nemo_run/jobs}\n")
     with pytest.raises(ClusterError, match="executor.tunnel.job_dir='/lustre/me/nemo_run/jobs'"):
         slurm.validate(fdl.build(slurm.factory()))
+
+
+@pytest.mark.parametrize("launcher,bound", [("launcher: ft\n", 3), ("", 2)], ids=["profile_ft", "run_FaultTolerance"])
+def test_fault_tolerance_launches_torchrun_with_max_restarts(profile, launcher, bound):
+    """`launcher: ft` in the profile, or NeMo's `executor.launcher = run.FaultTolerance(max_restarts=2)`:
+    every node's torchrun restarts its ranks in place (no ft_launcher, which nemolite does not ship)."""
+    profile(PROFILE + launcher)
+    executor = fdl.build(slurm.factory())
+    if not launcher:
+        executor.launcher = run.FaultTolerance(max_restarts=2, initial_rank_heartbeat_timeout=1800)
+    assert slurm.launch_shape(executor) == (1, 8)
+    script = slurm.render(executor, run.Partial(train), "pretrain")
+    assert f"torchrun --max-restarts={bound} --monitor-interval=1 --rdzv-backend c10d" in script
+    assert "ft_launcher" not in script and "#SBATCH --ntasks-per-node=1" in script
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in script  # a fresh store per attempt

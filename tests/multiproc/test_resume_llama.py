@@ -8,7 +8,7 @@ run's.
 
     python test_resume_llama.py RUN_DIR MAX_STEPS EVERY_N
     (env: TP, PP, ASYNC, HIDDEN, KILL_AT, KILL_BEFORE_PUBLISH_AT, KILL_IN_ASYNC_WRITE_AT,
-     SIGTERM_AT, RESTORE_FROM)
+     SIGTERM_AT, RESTORE_FROM, RAMPUP=start,increment,samples)
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ def main(run_dir: str, max_steps: int, every_n: int) -> None:
         llm.pretrain,
         model=run.Config(llm.GPTModel, config=run.Config(llm.LlamaConfig, **llama_kwargs())),
         data=run.Config(llm.MockDataModule, seq_length=SEQ, micro_batch_size=1, global_batch_size=GBS,
-                        num_train_samples=10_000),
+                        num_train_samples=10_000,
+                        rampup_batch_size=[int(v) for v in os.environ["RAMPUP"].split(",")]
+                        if os.environ.get("RAMPUP") else None),
         trainer=run.Config(
             nl.Trainer, accelerator="cpu", devices=tp * pp, max_steps=max_steps, log_every_n_steps=1,
             limit_val_batches=0, num_sanity_val_steps=0, callbacks=[FaultInjector()],
@@ -148,6 +150,13 @@ def losses(run_dir: Path) -> dict[int, float]:
         if "reduced_train_loss" in rec:
             out[rec["step"]] = rec["reduced_train_loss"]
     return dict(sorted(out.items()))
+
+
+def global_batches(run_dir: Path) -> dict[int, float]:
+    """Per-step `global_batch_size` of a run (the last record of a re-run step wins)."""
+    path = run_dir / "train_metrics.jsonl"
+    return dict(sorted({rec["step"]: rec["global_batch_size"] for rec in map(json.loads, path.read_text().splitlines())
+                        if "global_batch_size" in rec}.items()))
 
 
 def launch(run_dir: Path, steps: int, every: int, nproc: int = 1, timeout: float = 600,
@@ -259,6 +268,22 @@ def test_resume_exact_after_kills_and_shape_mismatch_is_one_line(tmp_path: Path)
     assert len(losses(ref)) == 6
     ckpts = sorted(p.name for p in (killed / "checkpoints").iterdir())
     assert all(".tmp" not in name for name in ckpts) and len(ckpts) == 3, ckpts
+
+
+@pytest.mark.slow  # three launches: ~1 min on 2 quiet cores (3 min measured on a loaded machine)
+def test_resume_mid_rampup_continues_the_ramp_and_the_losses(tmp_path: Path) -> None:
+    """Killed inside a batch-size ramp-up: the restored consumed-sample count gives the resumed
+    steps the batches (and so the losses) of the uninterrupted run."""
+    ramp = {"RAMPUP": "1,1,6"}  # to GBS=4: 0 -> 1, 1 -> 1, 2 -> 2, 4 -> 3, 7 -> 4, 11 -> 4
+    ref = tmp_path / "ref"
+    assert launch(ref, 6, 2, **ramp).returncode == 0
+    assert global_batches(ref) == {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4}
+    killed = tmp_path / "killed"
+    procs = run_until_done(killed, 6, 2, KILL_AT="3", **ramp)
+    assert [p.returncode for p in procs] == [-9, 0]
+    assert "step=2-consumed_samples=2" in resumed_from(procs[1])  # mid-ramp
+    assert global_batches(killed) == global_batches(ref)
+    assert losses(killed) == losses(ref)
 
 
 @pytest.mark.multiproc

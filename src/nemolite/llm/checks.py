@@ -67,6 +67,7 @@ def check_task(
     )
     _check_sequence_length(config, data)
     _check_recompute_per_chunk(config, strategy)
+    _check_rampup(data, strategy, trainer.num_nodes * per_node)
 
 
 def _existing_non_directory(field: str, value: Any, fix: str) -> None:
@@ -114,6 +115,23 @@ def _declared_devices(trainer: Trainer) -> int:
         "trainer.devices", trainer.devices, "must be a number when launching on another machine",
         "set trainer.devices to the processes (GPUs) per node, e.g. trainer.devices=8",
     )
+
+
+def _check_rampup(data: Any, strategy: MegatronStrategy, world_size: int) -> None:
+    """Every batch of a ramp-up is whole micro-batches on each data-parallel rank (and, with an
+    interleaved pipeline, a multiple of PP micro-batches, as the constant batch is)."""
+    ramp = getattr(data, "rampup_batch_size", None)
+    mbs = getattr(data, "micro_batch_size", None)
+    if ramp is None or not isinstance(mbs, int):
+        return
+    from nemolite.llm.gpt.data.rampup import check_divisible
+
+    dp = max(1, world_size // strategy.model_parallel_size)
+    check_divisible(ramp, mbs * dp, f"micro_batch_size x data-parallel size ({mbs} x {dp})")
+    if strategy.virtual_pipeline_model_parallel_size is not None:
+        pp = strategy.pipeline_model_parallel_size
+        check_divisible(ramp, mbs * dp * pp, f"micro_batch_size x DP x PP ({mbs} x {dp} x {pp}, "
+                        "interleaved pipeline)")
 
 
 def _check_sequence_length(config: Any, data: Any) -> None:

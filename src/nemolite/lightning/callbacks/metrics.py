@@ -48,8 +48,9 @@ class NeMoMetrics(pl.Callback):
         if trainer.is_global_zero:
             record: dict[str, Any] = {"step": trainer.global_step, "time": time.time(), **extra}
             # val_loss stays in callback_metrics between validations: only on_validation_end records it.
-            if (logged := scalar(trainer, "reduced_train_loss")) is not None:
-                record["reduced_train_loss"] = logged
+            for name in ("reduced_train_loss", "global_batch_size"):  # the model's own, when logged
+                if (logged := scalar(trainer, name)) is not None:
+                    record[name] = logged
             self._append(record)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

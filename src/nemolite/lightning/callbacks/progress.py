@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks.progress import ProgressBar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nemolite.lightning.callbacks._state import global_batch_size, scalar, seq_length
+from nemolite.lightning.callbacks._state import consumed_samples, scalar, seq_length
 
 log = logging.getLogger("nemolite.train")
 
@@ -33,7 +33,7 @@ class RichStepProgress(ProgressBar):
         self._progress: Progress | None = None
         self._task: Any = None
         self._t_last = 0.0
-        self._step_last = 0
+        self._step_last = self._samples_last = 0
         self._val_start: float | None = None
 
     def disable(self) -> None:
@@ -44,6 +44,7 @@ class RichStepProgress(ProgressBar):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t_last, self._step_last = time.perf_counter(), trainer.global_step
+        self._samples_last = consumed_samples(trainer)
         if not (self._enabled and trainer.is_global_zero):
             return
         console = Console(file=sys.__stdout__ or sys.stdout)
@@ -64,8 +65,9 @@ class RichStepProgress(ProgressBar):
         if step % self.refresh_rate and not (self.log_every_n_steps and step % self.log_every_n_steps == 0):
             return
         now = time.perf_counter()
-        rate = self._tokens_per_s(trainer, step - self._step_last, now - self._t_last)
-        self._t_last, self._step_last = now, step
+        samples = consumed_samples(trainer)
+        rate = self._tokens_per_s(trainer, samples - self._samples_last, now - self._t_last)
+        self._t_last, self._step_last, self._samples_last = now, step, samples
         loss = scalar(trainer, "reduced_train_loss")
         loss_s = f"{loss:.4f}" if loss is not None else "-"
         if self._progress is not None:
@@ -94,8 +96,9 @@ class RichStepProgress(ProgressBar):
             self._progress = None
 
     @staticmethod
-    def _tokens_per_s(trainer: pl.Trainer, steps: int, seconds: float) -> str:
-        gbs, seq = global_batch_size(trainer), seq_length(trainer)
-        if steps <= 0 or seconds <= 0 or gbs is None:
+    def _tokens_per_s(trainer: pl.Trainer, samples: int, seconds: float) -> str:
+        # Samples, not steps x global batch: a batch-size ramp-up changes the batch between steps.
+        seq = seq_length(trainer)
+        if samples <= 0 or seconds <= 0:
             return "-"
-        return f"{steps * gbs * (seq or 1) / seconds:,.0f}"
+        return f"{samples * (seq or 1) / seconds:,.0f}"

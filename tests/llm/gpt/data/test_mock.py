@@ -62,7 +62,7 @@ def test_global_batch_must_divide_by_micro_batch():
     with pytest.raises(ConfigError, match="data.global_batch_size"):
         MockDataModule(micro_batch_size=3, global_batch_size=8).build()
     with pytest.raises(ConfigError, match="data.rampup_batch_size"):
-        MockDataModule(rampup_batch_size=[4, 4, 100]).validate()
+        MockDataModule(rampup_batch_size=[4, 3, 100]).validate()  # 4 + 3k never reaches 8
 
 
 def test_data_mock_factory_resolves():

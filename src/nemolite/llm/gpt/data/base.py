@@ -8,6 +8,7 @@ from nemolite.llm.tokenizers.base import TokenizerSpec
 
 if TYPE_CHECKING:
     from nemolite.llm.gpt.data.datamodule import GPTDataModule
+    from nemolite.llm.gpt.data.rampup import BatchRamp
     from nemolite.llm.tokenizers.base import Tokenizer
 
 
@@ -21,7 +22,10 @@ class DataModuleSpec:
         micro_batch_size: samples per forward pass on one data-parallel rank.
         global_batch_size: samples per optimizer step, over all data-parallel ranks and
             gradient-accumulation steps.
-        rampup_batch_size: NeMo's batch-size ramp-up `[start, increment, samples]`; not supported yet.
+        rampup_batch_size: NeMo's batch-size ramp-up `[start_global_batch, increment, ramp_samples]`:
+            steps start with `start_global_batch` samples, which grows by `increment` every
+            `ramp_samples / ((global_batch_size - start) / increment)` consumed samples until it
+            reaches `global_batch_size` (megatron-core's semantics). None: constant batches.
         num_workers: DataLoader worker processes per rank (0 loads in the training process).
         pin_memory: pin host memory of batches (useful on GPU only).
         persistent_workers: keep DataLoader workers alive between epochs.
@@ -61,13 +65,16 @@ class DataModuleSpec:
                 f"is not a multiple of data.micro_batch_size={self.micro_batch_size}",
                 "make global_batch_size = micro_batch_size x data-parallel size x accumulation steps",
             )
-        if self.rampup_batch_size is not None:
-            raise ConfigError("data.rampup_batch_size", self.rampup_batch_size,
-                              "batch-size ramp-up is not supported yet",
-                              "leave data.rampup_batch_size unset (None)")
+        self.batch_ramp()
         if self.num_workers < 0:
             raise ConfigError("data.num_workers", self.num_workers, "must be 0 or more",
                               "set data.num_workers=0 to load in the training process")
+
+    def batch_ramp(self) -> "BatchRamp | None":
+        """The validated batch-size ramp (None without `rampup_batch_size`); raises ConfigError."""
+        from nemolite.llm.gpt.data.rampup import parse_ramp
+
+        return parse_ramp(self.rampup_batch_size, self.global_batch_size, self.micro_batch_size)
 
     def build(self) -> "GPTDataModule":
         """Validates and returns the LightningDataModule (imports torch and lightning)."""

@@ -62,6 +62,8 @@ class GPTDataModule(pl.LightningDataModule):
         self.test_ds: Dataset | None = None
         self.init_consumed_samples = 0
         self._init_global_step: int | None = None
+        self.ramp = spec.batch_ramp()
+        self._ramp_cache = (0, 0)  # (steps since resume, consumed samples after them)
 
     # --- to implement -------------------------------------------------------------------------
     def build_datasets(self, num_train: int, num_val: int, num_test: int
@@ -86,6 +88,10 @@ class GPTDataModule(pl.LightningDataModule):
                 f"is not a multiple of micro_batch_size x data-parallel size = {step}",
                 f"use a multiple of {step}, or change data.micro_batch_size or the parallel layout",
             )
+        if self.spec.rampup_batch_size is not None:
+            from nemolite.llm.gpt.data.rampup import check_divisible
+
+            check_divisible(self.spec.rampup_batch_size, step, "micro_batch_size x data-parallel size")
         self.train_ds, self.val_ds, self.test_ds = self.build_datasets(*self.num_samples())
 
     def num_samples(self) -> tuple[int, int, int]:
@@ -138,6 +144,7 @@ class GPTDataModule(pl.LightningDataModule):
         """Micro-batches for this rank, starting after the samples consumed before a resume."""
         trainer = self._trainer_or_none()
         self._init_global_step = trainer.global_step if trainer is not None else 0
+        self._ramp_cache = (0, self.init_consumed_samples)
         return self._loader(self.train_ds, self.init_consumed_samples)
 
     def val_dataloader(self) -> DataLoader:
@@ -156,7 +163,21 @@ class GPTDataModule(pl.LightningDataModule):
         if trainer is None or self._init_global_step is None:
             return self.init_consumed_samples
         steps = trainer.global_step - self._init_global_step
-        return self.init_consumed_samples + steps * self.spec.global_batch_size
+        if self.ramp is None:
+            return self.init_consumed_samples + steps * self.spec.global_batch_size
+        done, consumed = self._ramp_cache
+        if steps < done:
+            done, consumed = 0, self.init_consumed_samples
+        consumed = self.ramp.consumed_after(consumed, steps - done)
+        self._ramp_cache = (steps, consumed)
+        return consumed
+
+    @property
+    def current_global_batch_size(self) -> int:
+        """The global batch of the next training step (follows `rampup_batch_size`)."""
+        if self.ramp is None:
+            return self.spec.global_batch_size
+        return self.ramp.batch_at(self.consumed_samples)
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint stores to resume the sample stream exactly."""
@@ -165,6 +186,7 @@ class GPTDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restores `consumed_samples`; call before `train_dataloader()`."""
         self.init_consumed_samples = int(state_dict["consumed_samples"])
+        self._ramp_cache = (0, self.init_consumed_samples)
 
 
 def _as_int(value: Any) -> int:

@@ -216,10 +216,19 @@ class MegatronGPTModule(pl.LightningModule):
         return optimizer
 
     # ---- stepping -------------------------------------------------------------------------
-    def num_microbatches(self) -> int:
-        """Micro-batches per optimizer step on this data-parallel rank."""
+    def num_microbatches(self, *, training: bool = False) -> int:
+        """Micro-batches per optimizer step on this data-parallel rank.
+
+        A training step follows the data module's batch-size ramp-up (`current_global_batch_size`,
+        read from the samples consumed before the step); validation and test always use the full
+        global batch, so `val_loss` stays comparable across the ramp and Lightning's batch limits
+        (scaled once in `setup`) stay right.
+        """
         dm = getattr(self.trainer, "datamodule", None)
         gbs = self.global_batch_size or getattr(dm, "global_batch_size", None)
+        current = getattr(dm, "current_global_batch_size", None) if training else None
+        if isinstance(current, int) and not isinstance(current, bool):
+            gbs = current
         mbs = self.micro_batch_size or getattr(dm, "micro_batch_size", None) or 1
         dp = parallel_state.get_data_parallel_world_size()
         return max(1, (gbs or mbs * dp) // (mbs * dp))
@@ -283,10 +292,11 @@ class MegatronGPTModule(pl.LightningModule):
             if isinstance(value, int) and not isinstance(value, bool) and n > 1:
                 setattr(trainer, name, value * n)
 
-    def _next_batches(self, dataloader_iter: Iterator, *, partial: bool = False) -> list[dict[str, torch.Tensor]]:
+    def _next_batches(self, dataloader_iter: Iterator, *, partial: bool = False,
+                      training: bool = False) -> list[dict[str, torch.Tensor]]:
         """The next global batch's micro-batches (fewer at the end of the data when `partial`)."""
         batches: list[dict[str, torch.Tensor]] = []
-        for _ in range(self.num_microbatches()):
+        for _ in range(self.num_microbatches(training=training)):
             try:
                 item = next(dataloader_iter)
             except StopIteration:
@@ -298,7 +308,7 @@ class MegatronGPTModule(pl.LightningModule):
 
     def training_step(self, dataloader_iter: Iterator) -> torch.Tensor:
         """One optimizer step over a global batch."""
-        batches = self._next_batches(dataloader_iter)
+        batches = self._next_batches(dataloader_iter, training=True)
         optimizer: Any = self.optimizers()
         for chunk in self.chunks:
             chunk.zero_grad_buffer()
@@ -310,6 +320,9 @@ class MegatronGPTModule(pl.LightningModule):
         _, grad_norm, _ = optimizer.optimizer.last_step
         self.log("reduced_train_loss", loss, prog_bar=True, batch_size=1, sync_dist=False)
         self.log("lr", self.lr_scheduler.get_lr(optimizer.optimizer.param_groups[0]), batch_size=1)
+        # The step's batch over all ranks (NeMo's MegatronDataSampler logs it too); moves with a ramp-up.
+        global_batch = len(batches) * batches[0]["tokens"].shape[0] * parallel_state.get_data_parallel_world_size()
+        self.log("global_batch_size", float(global_batch), batch_size=1)
         if grad_norm is not None:
             self.log("grad_norm", float(grad_norm), batch_size=1)
         return loss

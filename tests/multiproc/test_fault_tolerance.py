@@ -1,0 +1,81 @@
+"""In-job restarts through the real launch: `nemo llm pretrain ... executor=torchrun executor.launcher=ft`.
+
+One rank of a 2-process run is SIGKILLed from outside once the first checkpoint is published;
+torchrun (`--max-restarts`, from the `ft` launcher) restarts both ranks, `AutoResume` continues
+from the latest complete checkpoint, and the run ends with an uninterrupted run's per-step losses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.multiproc.test_resume_llama import losses, tagged
+
+RUN = ["llm", "pretrain", "--factory", "llama_tiny", "executor=torchrun", "trainer.devices=2",
+       "trainer.max_steps=6", "log.ckpt.every_n_train_steps=2", "trainer.limit_val_batches=0",
+       "data.seq_length=64", "model.config.seq_length=64", "-y"]
+
+
+def start(home: Path, run_dir: Path, *extra: str, tag: str) -> subprocess.Popen:
+    env = {**os.environ, "HOME": str(home), "NEMO_HOME": str(home / "nemo"), "NEMORUN_HOME": str(home / "nr"),
+           "HF_HOME": str(home / "hf"), "NEMOLITE_TEST_TAG": tag, "PYTHONUNBUFFERED": "1"}
+    nemo = shutil.which("nemo", path=str(Path(sys.executable).parent)) or "nemo"
+    return subprocess.Popen([nemo, *RUN, f"log.explicit_log_dir={run_dir}", *extra], env=env, cwd=home,
+                            stdout=(home / f"{run_dir.name}.out").open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def worker(tag: str, rank: int) -> int:
+    """The training process of global rank `rank` (not its checkpoint-writer helper)."""
+    for pid in tagged(tag):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and b"fdl_runner" in cmdline:
+            return pid
+    raise AssertionError(f"no rank {rank} worker")
+
+
+def finish(proc: subprocess.Popen, tag: str, timeout: float = 480) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        for pid in tagged(tag):  # whatever a failure left behind
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.multiproc
+@pytest.mark.slow  # two 2-process CLI runs: ~2 min on 2 quiet cores (7 min measured on a loaded one)
+def test_killed_rank_restarts_in_job_and_finishes_on_the_uninterrupted_curve(tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex
+    assert finish(start(tmp_path, tmp_path / "ref", tag=tag), tag) == 0, (tmp_path / "ref.out").read_text()[-3000:]
+    run_dir = tmp_path / "ft"
+    proc = start(tmp_path, run_dir, "executor.launcher=ft", tag=tag)
+    try:
+        while not list((run_dir / "checkpoints").glob("*-step=2-*[0-9]")):  # published, not *.tmp
+            assert proc.poll() is None, (tmp_path / "ft.out").read_text()[-3000:]
+            time.sleep(0.1)
+        victim = worker(tag, rank=1)
+        os.kill(victim, signal.SIGKILL)
+    except BaseException:
+        finish(proc, tag, timeout=1)
+        raise
+    assert finish(proc, tag) == 0
+    # torchrun's second attempt, in the same job (nemo-run keeps each attempt's worker logs).
+    assert list(tmp_path.glob("nr/**/torchelastic/**/attempt_1")), "no in-job restart"
+    log = (run_dir / "nemo_log_globalrank-0_localrank-0.txt").read_text()
+    assert "resuming from" in log and "step=" in log, log[-3000:]
+    assert losses(run_dir) == losses(tmp_path / "ref")
+    assert sorted(losses(run_dir)) == [1, 2, 3, 4, 5, 6]
+    assert not any(pid == victim for pid in tagged(tag))
