@@ -197,7 +197,7 @@ class CheckpointCallback(Checkpoint):
             except (TypeError, ValueError):
                 continue
         score = metrics.get(self.spec.monitor)
-        module = trainer.lightning_module
+        module: Any = trainer.lightning_module
         model_config = getattr(module, "config", None)
         fields = _simple_fields(model_config)
         if fields and fields.get("vocab_size") is None and hasattr(module, "true_vocab_size"):
