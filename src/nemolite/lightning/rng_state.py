@@ -25,7 +25,7 @@ def capture() -> dict[str, Any]:
         "python": random.getstate(),
         # As plain values: Lightning loads checkpoints with torch.load(weights_only=True), which
         # refuses NumPy arrays.
-        "numpy": _plain(np.random.get_state()),
+        "numpy": _plain(tuple(np.random.get_state())),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }

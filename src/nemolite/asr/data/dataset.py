@@ -138,7 +138,7 @@ class AudioToTextDataModuleImpl(pl.LightningDataModule):
             # every_n_train_steps) precedes that batch's increment_completed; Lightning fixes its own
             # count in the epoch loop's reset(), after this loader is built
             # (lightning/pytorch/loops/training_epoch_loop.py, restarted_on_train_batch_end).
-            sampler.skip = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+            sampler.skip = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)  # type: ignore[attr-defined]
         # A generator of its own: each new iterator draws a base seed from it, which would otherwise
         # come from the global generator that dropout and SpecAugment draw from (torch.utils.data's
         # _BaseDataLoaderIter), so an epoch boundary or a validation would shift their draws.
