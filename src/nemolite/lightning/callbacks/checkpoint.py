@@ -199,16 +199,15 @@ class CheckpointCallback(Checkpoint):
         score = metrics.get(self.spec.monitor)
         module: Any = trainer.lightning_module
         model_config = getattr(module, "config", None)
-        fields = _simple_fields(model_config)
-        if fields and fields.get("vocab_size") is None and hasattr(module, "true_vocab_size"):
-            # The vocabulary came from the tokenizer: record it, so that export can rebuild the model.
-            fields["vocab_size"] = int(module.true_vocab_size())
+        # The vocabulary the model was built with (from the tokenizer when the config leaves it
+        # unset, as llama_tiny does): export needs it to rebuild the model.
+        vocab = int(module.true_vocab_size()) if hasattr(module, "true_vocab_size") else None
         return {
             "step": trainer.global_step, "epoch": trainer.current_epoch,
             "consumed_samples": consumed_samples(trainer), "end": end, "time": time.time(),
             "metrics": metrics, "monitor": self.spec.monitor,
             "score": score if score is not None and math.isfinite(score) else None,
-            "world_size": trainer.world_size, "model_config": fields,
+            "world_size": trainer.world_size, "model_config": _simple_fields(model_config), "vocab_size": vocab,
             # What export needs to rebuild the model (see nemolite.lightning.model_store).
             "config_class": f"{type(model_config).__module__}:{type(model_config).__qualname__}"
             if model_config is not None else None,

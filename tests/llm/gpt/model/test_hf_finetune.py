@@ -70,17 +70,23 @@ def test_a_model_pretrained_from_scratch_exports_with_its_tokenizers_vocabulary(
     from nemolite import lightning as nl
     from nemolite import llm
 
-    config = llm.Llama32Config1B(num_layers=2, hidden_size=64, ffn_hidden_size=128, num_attention_heads=4,
-                                 num_query_groups=2, kv_channels=16, seq_length=32, vocab_size=None)
-    llm.pretrain(
-        model=llm.LlamaModel(config),
-        data=llm.MockDataModule(seq_length=32, micro_batch_size=2, global_batch_size=2),
-        trainer=nl.Trainer(accelerator="cpu", devices=1, max_steps=2, strategy=nl.MegatronStrategy(),
-                           enable_progress_bar=False, limit_val_batches=0, num_sanity_val_steps=0),
-        log=nl.NeMoLogger(log_dir=str(tmp_path / "runs"), ckpt=nl.ModelCheckpoint(save_last=True)),
-        optim=nl.MegatronOptimizerModule(nl.OptimizerConfig(lr=1e-2, use_distributed_optimizer=False)),
-    )
+    def pretrain(steps: int) -> None:
+        config = llm.Llama32Config1B(num_layers=2, hidden_size=64, ffn_hidden_size=128, num_attention_heads=4,
+                                     num_query_groups=2, kv_channels=16, seq_length=32, vocab_size=None)
+        llm.pretrain(
+            model=llm.LlamaModel(config),
+            data=llm.MockDataModule(seq_length=32, micro_batch_size=2, global_batch_size=2),
+            trainer=nl.Trainer(accelerator="cpu", devices=1, max_steps=steps, strategy=nl.MegatronStrategy(),
+                               enable_progress_bar=False, limit_val_batches=0, num_sanity_val_steps=0),
+            log=nl.NeMoLogger(log_dir=str(tmp_path / "runs"), ckpt=nl.ModelCheckpoint(save_last=True)),
+            resume=nl.AutoResume(resume_if_exists=True, resume_ignore_no_checkpoint=True),
+            optim=nl.MegatronOptimizerModule(nl.OptimizerConfig(lr=1e-2, use_distributed_optimizer=False)),
+        )
+
+    pretrain(1)
+    pretrain(2)  # the recorded vocabulary does not stop the same config from resuming
     (checkpoint,) = list((tmp_path / "runs").rglob("*-last"))
+    assert "step=2" in checkpoint.name
     out = llm.export_ckpt(path=str(checkpoint), output_path=str(tmp_path / "exported"))
     exported = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     assert exported.config.vocab_size == BYTE_VOCAB  # the mock data's byte tokenizer, not a padded size

@@ -84,6 +84,8 @@ def read_saved(path: str | Path) -> SavedModel:
     cls = hf_config.load_class(config_class) if config_class else GPTConfig  # written before config_class
     names = {f.name for f in dataclasses.fields(cls)}
     config = cls(**{k: v for k, v in fields.items() if k in names})
+    if not config.vocab_size and meta.get("vocab_size"):  # the tokenizer's, recorded by the run
+        config = dataclasses.replace(config, vocab_size=int(meta["vocab_size"]))
     model_class = meta.get("model_class") or model_json.get("model_class")
     dtype = DTYPES.get(str(meta.get("dtype", "float32")), torch.float32)
     return SavedModel(checkpoint, config, family_for(model_class, config), dtype, context, meta)
