@@ -22,8 +22,8 @@ WARNINGS = (
     # lightning loops: megatron's pipeline schedules need `dataloader_iter` steps, by design.
     (r"You are using the `dataloader_iter` step flavor", "megatron schedules"),
     (r"Found `dataloader_iter` argument in the", "megatron schedules"),
-    # lightning result.py: the model reduces val_loss over data-parallel ranks itself.
-    (r"It is recommended to use `self.log\('val_loss'", "reduced by the model"),
+    # lightning result.py: the model reduces val_loss (and so val_ppl) over data-parallel ranks itself.
+    (r"It is recommended to use `self.log\('val_(loss|ppl)'", "reduced by the model"),
     # lightning training_epoch_loop.py: our data module resumes its position exactly
     # (consumed_samples in the checkpoint), which Lightning cannot see on the DataLoader.
     (r"You're resuming from a checkpoint that ended before the epoch ended", "exact resume"),
