@@ -1,6 +1,6 @@
 """The CPU backend: every patch megatron-core needs to train without CUDA, in one place.
 
-megatron-core (tested: 0.16.x, see `TESTED_MEGATRON`) assumes a GPU in a few ways, none of which
+megatron-core (0.16.x and 0.19.x, see `nemolite.backends.megatron_version`) assumes a GPU in a few ways, none of which
 matter for the arithmetic: it allocates scratch tensors with `device="cuda"` or
 `torch.cuda.current_device()`, creates CUDA streams, keeps its model-parallel RNG states in the CUDA
 generator, and checks parameter types against `torch.cuda.*Tensor` names. `apply()` patches exactly
@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-
-TESTED_MEGATRON = ("0.16.0", "0.16.1")
 
 # Modules whose *module-global* `torch` is replaced by `_CpuTorch`, which maps the device "cuda"
 # (and `torch.cuda.current_device()`) to the CPU and turns CUDA streams/syncs into no-ops.
@@ -400,11 +398,6 @@ def apply(*, force: bool = False) -> bool:
 
 
 def _check_version() -> None:
-    from megatron.core.package_info import __version__
+    from nemolite.backends import megatron_version
 
-    if __version__ not in TESTED_MEGATRON:
-        log.warning(
-            "megatron-core %s is untested with nemolite's CPU backend (tested: %s)",
-            __version__,
-            ", ".join(TESTED_MEGATRON),
-        )
+    megatron_version.check()
