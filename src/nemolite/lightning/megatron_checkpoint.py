@@ -3,7 +3,8 @@
 Layout of a checkpoint directory (what Lightning calls the checkpoint "file"):
   - sharded tensors: the model (`state_dict.model0..N`, one per virtual-pipeline chunk, keyed by
     global layer so any TP/PP/VP layout can load them) and the optimizer state;
-  - common part (`common.pt`, rank 0): everything else Lightning puts in the checkpoint
+  - common part (rank 0; `common.pt` with megatron-core 0.16, inside the torch_dist shards with
+    0.19, which still reads 0.16's `common.pt`): everything else Lightning puts in the checkpoint
     (global_step, loops, callbacks, LR scheduler, datamodule state, RNG states).
 """
 
