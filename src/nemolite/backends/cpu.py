@@ -56,6 +56,14 @@ CUDA_DEVICE_MODULES: dict[str, str] = {
     "dist_checkpointing.strategies.async_utils": "liveness tensors on torch.cuda.current_device()",
     "dist_checkpointing.strategies.filesystem_async": "torch.cuda.synchronize() before writing",
 }
+# Modules of the list above that stop naming CUDA from a megatron-core release on: patched only
+# before it (tests/backends/test_cpu.py checks both sides of the line).
+CUDA_DEVICE_MODULES_UNTIL: dict[str, tuple[int, int]] = {
+    # 0.19's experts.py no longer allocates on torch.cuda.current_device().
+    "transformer.moe.experts": (0, 19),
+}
+# moe_utils.py defines `te_general_gemm = None` without TransformerEngine from this release on.
+TE_NAMES_DEFINED_FROM = (0, 19)
 
 # Functions that check `param.type()` against 'torch.cuda.FloatTensor' / 'torch.cuda.HalfTensor' /
 # 'torch.cuda.BFloat16Tensor' and reject (or assert on) CPU tensors. They run with `Tensor.type()`
@@ -220,8 +228,17 @@ def _module(name: str) -> Any:
     return importlib.import_module(f"megatron.core.{name}")
 
 
+def device_modules() -> list[str]:
+    """The modules of `CUDA_DEVICE_MODULES` that the installed megatron-core needs patched."""
+    from nemolite.backends import megatron_version
+
+    return [name for name in CUDA_DEVICE_MODULES
+            if name not in CUDA_DEVICE_MODULES_UNTIL
+            or not megatron_version.at_least(CUDA_DEVICE_MODULES_UNTIL[name])]
+
+
 def _patch_devices() -> None:
-    for name in CUDA_DEVICE_MODULES:
+    for name in device_modules():
         mod = _module(name)
         if getattr(mod, "torch", None) is torch:
             mod.torch = cpu_torch()  # type: ignore[attr-defined]
@@ -303,8 +320,9 @@ def _patch_rng() -> None:
 
 
 def _patch_missing_te_names() -> None:
-    """transformer/moe/moe_utils.py reads `te_general_gemm`, which it defines only when
-    TransformerEngine imports, so the MoE router raises NameError without TE (CPU installs)."""
+    """transformer/moe/moe_utils.py reads `te_general_gemm`, which megatron-core 0.16 defines only
+    when TransformerEngine imports, so the MoE router raises NameError without TE (CPU installs).
+    0.19 defines it as None itself (`TE_NAMES_DEFINED_FROM`); then this does nothing."""
     moe_utils = _module("transformer.moe.moe_utils")
     if not hasattr(moe_utils, "te_general_gemm"):
         moe_utils.te_general_gemm = None

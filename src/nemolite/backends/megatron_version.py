@@ -17,7 +17,6 @@ from nemolite.errors import NemoliteError
 
 # pyproject.toml's `megatron-core` requirement, verbatim.
 SUPPORTED = ">=0.16.0,<0.20"
-LOWEST, BEYOND = (0, 16, 0), (0, 20, 0)
 TESTED = ("0.16.1", "0.19.2")
 
 
@@ -53,8 +52,15 @@ def at_least(minimum: tuple[int, ...]) -> bool:
 
 def check(found: str | None = None) -> None:
     """Raises a one-line MegatronVersionError when megatron-core is outside `SUPPORTED`."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
     found = installed() if found is None else found
-    if not LOWEST <= parse(found) < BEYOND:
+    try:
+        inside = SpecifierSet(SUPPORTED).contains(Version(found), prereleases=True)
+    except InvalidVersion:
+        inside = False
+    if not inside:
         raise MegatronVersionError(
             f"megatron-core {found} is installed, but nemolite supports megatron-core{SUPPORTED} "
             f"(tested: {', '.join(TESTED)}); fix: pip install 'megatron-core{SUPPORTED}'"
