@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `mutations`, `benchmarks`, `docs`.
+"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `mutations`, `benchmarks`, `docs`, `megatron_newest`.
 
 Every session installs the CPU build of torch first (`torch==2.13.0`), so that nothing pulls
 CUDA wheels on a CPU machine.
@@ -64,3 +64,14 @@ def docs(session: nox.Session) -> None:
     """Runs every `nemo ... --dryrun` command quoted in README.md and docs/ (they must work)."""
     _install(session)
     session.run("python", "docs/check_commands.py")
+
+
+@nox.session(python="3.12")
+def megatron_newest(session: nox.Session) -> None:
+    """The newest supported megatron-core (0.19.x, which needs Python 3.12; the default Python 3.11
+    install gets 0.16.1): the backend, model, engine and multi-process tests. On Python 3.12 the
+    local wheels hold no CPU torch 2.13.0: point pip at PyTorch's CPU index, or it pulls CUDA torch."""
+    _install(session)
+    session.install("megatron-core==0.19.2", TORCH)
+    session.run("pytest", "-q", "tests/backends", "tests/llm", "tests/lightning", "tests/multiproc",
+                *session.posargs)

@@ -1,6 +1,6 @@
 """The CPU backend: every patch megatron-core needs to train without CUDA, in one place.
 
-megatron-core (tested: 0.16.x, see `TESTED_MEGATRON`) assumes a GPU in a few ways, none of which
+megatron-core (0.16.x and 0.19.x, see `nemolite.backends.megatron_version`) assumes a GPU in a few ways, none of which
 matter for the arithmetic: it allocates scratch tensors with `device="cuda"` or
 `torch.cuda.current_device()`, creates CUDA streams, keeps its model-parallel RNG states in the CUDA
 generator, and checks parameter types against `torch.cuda.*Tensor` names. `apply()` patches exactly
@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-
-TESTED_MEGATRON = ("0.16.0", "0.16.1")
 
 # Modules whose *module-global* `torch` is replaced by `_CpuTorch`, which maps the device "cuda"
 # (and `torch.cuda.current_device()`) to the CPU and turns CUDA streams/syncs into no-ops.
@@ -58,6 +56,14 @@ CUDA_DEVICE_MODULES: dict[str, str] = {
     "dist_checkpointing.strategies.async_utils": "liveness tensors on torch.cuda.current_device()",
     "dist_checkpointing.strategies.filesystem_async": "torch.cuda.synchronize() before writing",
 }
+# Modules of the list above that stop naming CUDA from a megatron-core release on: patched only
+# before it (tests/backends/test_cpu.py checks both sides of the line).
+CUDA_DEVICE_MODULES_UNTIL: dict[str, tuple[int, int]] = {
+    # 0.19's experts.py no longer allocates on torch.cuda.current_device().
+    "transformer.moe.experts": (0, 19),
+}
+# moe_utils.py defines `te_general_gemm = None` without TransformerEngine from this release on.
+TE_NAMES_DEFINED_FROM = (0, 19)
 
 # Functions that check `param.type()` against 'torch.cuda.FloatTensor' / 'torch.cuda.HalfTensor' /
 # 'torch.cuda.BFloat16Tensor' and reject (or assert on) CPU tensors. They run with `Tensor.type()`
@@ -222,8 +228,17 @@ def _module(name: str) -> Any:
     return importlib.import_module(f"megatron.core.{name}")
 
 
+def device_modules() -> list[str]:
+    """The modules of `CUDA_DEVICE_MODULES` that the installed megatron-core needs patched."""
+    from nemolite.backends import megatron_version
+
+    return [name for name in CUDA_DEVICE_MODULES
+            if name not in CUDA_DEVICE_MODULES_UNTIL
+            or not megatron_version.at_least(CUDA_DEVICE_MODULES_UNTIL[name])]
+
+
 def _patch_devices() -> None:
-    for name in CUDA_DEVICE_MODULES:
+    for name in device_modules():
         mod = _module(name)
         if getattr(mod, "torch", None) is torch:
             mod.torch = cpu_torch()  # type: ignore[attr-defined]
@@ -305,8 +320,9 @@ def _patch_rng() -> None:
 
 
 def _patch_missing_te_names() -> None:
-    """transformer/moe/moe_utils.py reads `te_general_gemm`, which it defines only when
-    TransformerEngine imports, so the MoE router raises NameError without TE (CPU installs)."""
+    """transformer/moe/moe_utils.py reads `te_general_gemm`, which megatron-core 0.16 defines only
+    when TransformerEngine imports, so the MoE router raises NameError without TE (CPU installs).
+    0.19 defines it as None itself (`TE_NAMES_DEFINED_FROM`); then this does nothing."""
     moe_utils = _module("transformer.moe.moe_utils")
     if not hasattr(moe_utils, "te_general_gemm"):
         moe_utils.te_general_gemm = None
@@ -400,11 +416,6 @@ def apply(*, force: bool = False) -> bool:
 
 
 def _check_version() -> None:
-    from megatron.core.package_info import __version__
+    from nemolite.backends import megatron_version
 
-    if __version__ not in TESTED_MEGATRON:
-        log.warning(
-            "megatron-core %s is untested with nemolite's CPU backend (tested: %s)",
-            __version__,
-            ", ".join(TESTED_MEGATRON),
-        )
+    megatron_version.check()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from typing import Any
 
 import torch
@@ -82,13 +83,23 @@ class _Rope(torch.autograd.Function):
 
 
 def fast_rope(original: Any) -> Any:
-    """`_apply_rotary_pos_emb_bshd` through `_Rope` in its common case (all channels, not interleaved)."""
+    """`_apply_rotary_pos_emb_bshd` through `_Rope` in its common case (all channels, not interleaved).
+
+    The arguments are read by name from upstream's own signature: megatron-core 0.16 calls the MLA
+    flag `multi_latent_attention`, 0.19 `mla_rotary_interleaved` (the old name kept, deprecated).
+    """
+    signature = inspect.signature(original)
 
     @functools.wraps(original)
-    def apply(t: torch.Tensor, freqs: torch.Tensor, rotary_interleaved: bool = False,
-              multi_latent_attention: bool = False, mscale: float = 1.0) -> torch.Tensor:
-        if rotary_interleaved or multi_latent_attention or freqs.shape[-1] != t.shape[-1] or t.shape[-1] % 2:
-            return original(t, freqs, rotary_interleaved, multi_latent_attention, mscale)
+    def apply(t: torch.Tensor, freqs: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        bound = signature.bind(t, freqs, *args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments
+        interleaved = (given.get("rotary_interleaved") or given.get("mla_rotary_interleaved")
+                       or given.get("multi_latent_attention"))
+        if interleaved or freqs.shape[-1] != t.shape[-1] or t.shape[-1] % 2:
+            return original(t, freqs, *args, **kwargs)
+        mscale = given.get("mscale", 1.0)
         cos = (torch.cos(freqs) * mscale).to(t.dtype)
         sin = (torch.sin(freqs) * mscale).to(t.dtype)
         return _Rope.apply(t, cos, sin)
@@ -99,15 +110,21 @@ def fast_rope(original: Any) -> Any:
 
 # ---- loss --------------------------------------------------------------------------------------
 def fast_cross_entropy(original: Any) -> Any:
-    """`vocab_parallel_cross_entropy` that is `F.cross_entropy` with one tensor-parallel rank."""
+    """`vocab_parallel_cross_entropy` that is `F.cross_entropy` with one tensor-parallel rank.
+
+    megatron-core 0.19 passes the TP group (`tp_group=`); 0.16 reads it from parallel_state.
+    """
 
     @functools.wraps(original)
     def cross_entropy(vocab_parallel_logits: torch.Tensor, target: torch.Tensor,
-                      label_smoothing: float = 0.0) -> torch.Tensor:
+                      label_smoothing: float = 0.0, *args: Any, **kwargs: Any) -> torch.Tensor:
         from megatron.core import parallel_state
 
-        if parallel_state.get_tensor_model_parallel_world_size() != 1:
-            return original(vocab_parallel_logits, target, label_smoothing)
+        tp_group = kwargs.get("tp_group", args[0] if args else None)
+        tp_size = (tp_group.size() if tp_group is not None
+                   else parallel_state.get_tensor_model_parallel_world_size())
+        if tp_size != 1:
+            return original(vocab_parallel_logits, target, label_smoothing, *args, **kwargs)
         vocab = vocab_parallel_logits.shape[-1]
         loss = F.cross_entropy(vocab_parallel_logits.reshape(-1, vocab), target.reshape(-1),
                                reduction="none", label_smoothing=label_smoothing)

@@ -3,12 +3,14 @@
 Layout of a checkpoint directory (what Lightning calls the checkpoint "file"):
   - sharded tensors: the model (`state_dict.model0..N`, one per virtual-pipeline chunk, keyed by
     global layer so any TP/PP/VP layout can load them) and the optimizer state;
-  - common part (`common.pt`, rank 0): everything else Lightning puts in the checkpoint
+  - common part (rank 0; `common.pt` with megatron-core 0.16, inside the torch_dist shards with
+    0.19, which still reads 0.16's `common.pt`): everything else Lightning puts in the checkpoint
     (global_step, loops, callbacks, LR scheduler, datamodule state, RNG states).
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +154,12 @@ def save(checkpoint: dict[str, Any], path: str | Path, *, async_save: bool = Fal
     if torch.distributed.get_rank() == 0:
         path.mkdir(parents=True, exist_ok=True)
     torch.distributed.barrier()
-    return dist_checkpointing.save(checkpoint, str(path), async_sharded_save=async_save)
+    kwargs: dict[str, Any] = {}
+    if "async_strategy" in inspect.signature(dist_checkpointing.save).parameters:
+        # megatron-core 0.19 defaults to "nvrx" (nvidia-resiliency-ext, not a dependency);
+        # "mcore" is the writer 0.16 always used, the one nemolite's AsyncCallsQueue drives.
+        kwargs["async_strategy"] = "mcore"
+    return dist_checkpointing.save(checkpoint, str(path), async_sharded_save=async_save, **kwargs)
 
 
 def load(template: dict[str, Any], path: str | Path) -> dict[str, Any]:

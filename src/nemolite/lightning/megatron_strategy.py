@@ -106,6 +106,9 @@ class MegatronLightningStrategy(DDPStrategy):
 
     def setup_distributed(self) -> None:
         """Starts the process group, patches megatron for CPU if needed, and initialises megatron's groups."""
+        from nemolite.backends import megatron_version
+
+        megatron_version.check()
         super().setup_distributed()
         if not torch.cuda.is_available():
             from nemolite.backends import cpu

@@ -28,6 +28,9 @@ def build_run(
     """Builds (Lightning trainer, data module, LightningModule) from specs; CPU backend applied first."""
     import torch
 
+    from nemolite.backends import megatron_version
+
+    megatron_version.check()
     if not torch.cuda.is_available():
         from nemolite.backends import cpu
 
