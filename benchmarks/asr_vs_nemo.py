@@ -12,7 +12,9 @@ Goal (issue 12, "Speed"): nemolite at least 1.0x NeMo for both, measured side by
   the same batch: seconds of audio per second (wall and CPU).
 
 NeMo runs in its own virtual environment (nemolite never depends on it), as a subprocess of this
-script, in alternating rounds with nemolite so that load from other processes hits both alike:
+script that also loads nemolite (from this checkout's src) and the same `.nemo` into nemolite's
+model: the two sides' featurizer passes and training steps alternate one by one in that process,
+so that load from other processes hits both alike (this project's machines are shared):
 
     python benchmarks/asr_vs_nemo.py [--sizes tiny,small] [--steps 5] [--rounds 2]
         [--nemo-python /path/to/venv/bin/python]   # or NEMO_PYTHON; default ../nemo-ref-venv
@@ -47,62 +49,57 @@ LR, BETAS, WD, CLIP = 1e-3, (0.9, 0.98), 1e-3, 1.0
 FEATURE_REPEATS = 10  # featurizer passes per round
 
 
-# ---- both sides (this function runs in nemolite's process and in NeMo's) -----------------------
-def timed_loop(forward_loss: Any, params: list, steps: int, warmup: int) -> list[tuple[float, float]]:
-    """(wall, CPU) seconds of each step after `warmup`: forward+loss, backward, clip, AdamW."""
-    optimizer = torch.optim.AdamW(params, lr=LR, betas=BETAS, weight_decay=WD)
-    out = []
-    for i in range(warmup + steps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        optimizer.zero_grad(set_to_none=True)
-        loss = forward_loss()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, CLIP)
-        optimizer.step()
-        if i >= warmup:
-            out.append((time.perf_counter() - wall, time.process_time() - cpu))
-    return out
-
-
-def timed_features(featurize: Any, repeats: int) -> list[tuple[float, float]]:
-    out = []
-    with torch.no_grad():
-        featurize()  # warm-up
-        for _ in range(repeats):
-            wall, cpu = time.perf_counter(), time.process_time()
-            featurize()
-            out.append((time.perf_counter() - wall, time.process_time() - cpu))
-    return out
-
-
+# ---- the worker (NeMo's python) ---------------------------------------------------------------
 def nemo_worker(nemo_path: str, batch_path: str, steps: int, warmup: int) -> None:
-    """NeMo's side (run with NeMo's python): prints one JSON line of step and featurizer times."""
+    """Both sides, in NeMo's python: one JSON line of step and featurizer times per side.
+
+    NeMo's `ASRModel` and nemolite's restore the same `.nemo` in this one process (nemolite from
+    this checkout's src: it needs only torch, lightning and sentencepiece, which NeMo's venv has),
+    and their steps alternate one by one, so that load from other processes hits both alike.
+    """
     import logging
 
     logging.disable(logging.WARNING)
-    from nemo.collections.asr.models import ASRModel
+    from nemo.collections.asr.models import ASRModel as NeMoASRModel
     from nemo.utils import logging as nemo_logging
 
+    from nemolite.asr.models.base import ASRModel
+
     nemo_logging.setLevel(logging.ERROR)
-    torch.manual_seed(0)
     signal, lengths, targets, target_lengths = torch.load(batch_path)
-    model = ASRModel.restore_from(nemo_path, map_location="cpu")
-    model.train()
-    model.preprocessor.eval()  # featurizer timing: no dither, as nemolite's side
-
-    def featurize() -> Any:
-        return model.preprocessor(input_signal=signal, length=lengths)
-
-    features = timed_features(featurize, FEATURE_REPEATS)
-    model.train()
-
-    def forward_loss() -> torch.Tensor:
-        log_probs, enc_len, _ = model(input_signal=signal, input_signal_length=lengths)
-        return model.loss(log_probs=log_probs, targets=targets, input_lengths=enc_len, target_lengths=target_lengths)
-
-    step = timed_loop(forward_loss, list(model.parameters()), steps, warmup)
-    print(json.dumps({"step": step, "features": features, "params": sum(p.numel() for p in model.parameters()),
-                      "threads": torch.get_num_threads()}))  # fmt: skip
+    torch.manual_seed(0)
+    theirs = NeMoASRModel.restore_from(nemo_path, map_location="cpu")
+    ours = ASRModel.restore_from(nemo_path)
+    sides = {
+        "nemo": (theirs, lambda m: m.preprocessor(input_signal=signal, length=lengths),
+                 lambda m, lp, el: m.loss(log_probs=lp, targets=targets, input_lengths=el, target_lengths=target_lengths)),
+        "nemolite": (ours, lambda m: m.preprocessor(signal, lengths), lambda m, lp, el: m.loss(lp, targets, el, target_lengths)),
+    }  # fmt: skip
+    result: dict[str, Any] = {name: {"features": [], "step": []} for name in sides}
+    with torch.no_grad():
+        for rep in range(FEATURE_REPEATS + 1):
+            for name, (model, featurize, _) in sides.items():
+                model.preprocessor.eval()  # no dither
+                wall, cpu = time.perf_counter(), time.process_time()
+                featurize(model)
+                if rep:  # the first pass is a warm-up
+                    result[name]["features"].append((time.perf_counter() - wall, time.process_time() - cpu))
+    optimizers = {name: torch.optim.AdamW(m.parameters(), lr=LR, betas=BETAS, weight_decay=WD) for name, (m, _, _) in sides.items()}
+    for model, _, _ in sides.values():
+        model.train()
+    for i in range(warmup + steps):
+        for name, (model, _, loss_of) in sides.items():
+            params = list(model.parameters())
+            wall, cpu = time.perf_counter(), time.process_time()
+            optimizers[name].zero_grad(set_to_none=True)
+            log_probs, enc_len, _ = model(input_signal=signal, input_signal_length=lengths)
+            loss_of(model, log_probs, enc_len).backward()
+            torch.nn.utils.clip_grad_norm_(params, CLIP)
+            optimizers[name].step()
+            if i >= warmup:
+                result[name]["step"].append((time.perf_counter() - wall, time.process_time() - cpu))
+    result["params"] = sum(p.numel() for p in ours.parameters())
+    print(json.dumps(result))
 
 
 # ---- nemolite's side and the driver -------------------------------------------------------------
@@ -138,27 +135,10 @@ def build_model(size: str, workdir: Path) -> Any:
     return EncDecCTCModelBPE(cfg)
 
 
-def nemolite_side(model: Any, batch: tuple[torch.Tensor, ...], steps: int, warmup: int) -> dict[str, Any]:
-    signal, lengths, targets, target_lengths = batch
-    torch.manual_seed(0)
-    model.preprocessor.eval()
-
-    def featurize() -> Any:
-        return model.preprocessor(signal, lengths)
-
-    features = timed_features(featurize, FEATURE_REPEATS)
-    model.train()
-
-    def forward_loss() -> torch.Tensor:
-        log_probs, enc_len, _ = model(input_signal=signal, input_signal_length=lengths)
-        return model.loss(log_probs, targets, enc_len, target_lengths)
-
-    return {"step": timed_loop(forward_loss, list(model.parameters()), steps, warmup), "features": features}
-
-
 def nemo_side(python: str, nemo_path: Path, batch_path: Path, steps: int, warmup: int) -> dict[str, Any]:
     cmd = [python, str(Path(__file__).resolve()), "--nemo-worker", str(nemo_path), str(batch_path), str(steps), str(warmup)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"NeMo's side failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
@@ -189,7 +169,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="tiny,small", help="comma-separated FastConformer sizes (tiny, small, medium, large)")
     parser.add_argument("--steps", type=int, default=5, help="measured training steps per round and side")
     parser.add_argument("--warmup", type=int, default=2, help="training steps dropped at the start of each round")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating NeMo/nemolite rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="worker processes (each alternates the two sides)")
     parser.add_argument("--nemo-python", help="python of a venv with nemo_toolkit[asr] (default: $NEMO_PYTHON or ../nemo-ref-venv)")
     args = parser.parse_args()
     python = nemo_python(args.nemo_python)
@@ -212,10 +192,8 @@ def main() -> None:
             for _ in range(args.rounds):
                 got = nemo_side(python, nemo_path, batch_path, args.steps, args.warmup)
                 for key in theirs:
-                    theirs[key] += got[key]
-                mine = nemolite_side(model, batch, args.steps, args.warmup)
-                for key in ours:
-                    ours[key] += mine[key]
+                    theirs[key] += got["nemo"][key]
+                    ours[key] += got["nemolite"][key]
             params = sum(p.numel() for p in model.parameters())
             for what, key in (("training step", "step"), ("featurizer", "features")):
                 if key == "features" and size != args.sizes.split(",")[0]:
@@ -233,8 +211,8 @@ def main() -> None:
            ["measure", "clock", "NeMo 3.0", "nemolite", "speed-up (NeMo time / nemolite time)"], rows,
            f"Batch: {REPEAT * 4} utterances, {audio_seconds:.1f} s of audio (tests/asr/reference clips); "
            f"{os.environ['OMP_NUM_THREADS']} thread(s); AdamW lr {LR}, clip {CLIP}; featurizer in eval mode "
-           f"(seconds of audio per second, {FEATURE_REPEATS} passes per round); {args.rounds} alternating rounds, "
-           f"{args.warmup} warm-up steps dropped in each; " + "; ".join(notes)
+           f"(seconds of audio per second, {FEATURE_REPEATS} passes per round); {args.rounds} worker process(es), the two sides "
+           f"alternating step by step in each, {args.warmup} warm-up steps dropped; " + "; ".join(notes)
            + f". Goal: speed-up >= 1.0. Load average during the run: {os.getloadavg()[0]:.1f}.")
 
 
