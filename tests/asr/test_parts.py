@@ -77,3 +77,12 @@ def test_greedy_ctc_collapses_repeats_and_drops_blanks() -> None:
     frames = torch.tensor([[h, h, blank, i, i, blank, i, space, h, blank, blank]])
     assert model.decode_texts(frames, torch.tensor([11])) == ["hii h"]
     assert model.decode_texts(frames, torch.tensor([4])) == ["hi"]
+
+
+def test_subsampling_factor_of_the_spec_sets_the_encoders() -> None:
+    from nemolite.errors import ConfigError
+
+    assert asr.FastConformerCTC(size="tiny").config(None, "tok")["encoder"]["subsampling_factor"] == 8
+    assert asr.FastConformerCTC(size="tiny", subsampling_factor=4).config(None, "tok")["encoder"]["subsampling_factor"] == 4
+    with pytest.raises(ConfigError, match="subsampling_factor"):
+        asr.FastConformerCTC(subsampling_factor=6).validate()

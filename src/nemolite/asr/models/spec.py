@@ -28,6 +28,8 @@ class FastConformerCTC:
         time_masks: SpecAugment time masks (0: none).
         dropout: dropout in the encoder.
         dither: training dither of the featurizer.
+        subsampling_factor: the encoder's time subsampling (None: the size's, 8 for the
+            published sizes); 4 doubles the output frames per second.
     """
 
     size: str = "tiny"
@@ -41,6 +43,7 @@ class FastConformerCTC:
     time_masks: int = 10
     dropout: float = 0.1
     dither: float = 1e-5
+    subsampling_factor: int | None = None
 
     def validate(self, prefix: str = "model") -> None:
         from nemolite.asr.models.fastconformer import SIZES
@@ -51,6 +54,9 @@ class FastConformerCTC:
             raise UnknownChoiceError(f"{prefix}.vocabulary", self.vocabulary, VOCABULARIES)
         if not self.lr > 0:
             raise ConfigError(f"{prefix}.lr", self.lr, "must be positive", f"set {prefix}.lr=1e-3")
+        factor = self.subsampling_factor
+        if factor is not None and (factor < 2 or factor & (factor - 1)):
+            raise ConfigError(f"{prefix}.subsampling_factor", factor, "must be a power of 2", f"set {prefix}.subsampling_factor=8")
 
     def config(self, max_steps: int | None, tokenizer_dir: str | None) -> dict[str, Any]:
         """The NeMo `model:` config this spec describes."""
@@ -64,6 +70,8 @@ class FastConformerCTC:
             freq_masks=self.freq_masks, time_masks=self.time_masks, dropout=self.dropout,
         )  # fmt: skip
         cfg["preprocessor"]["dither"] = self.dither
+        if self.subsampling_factor is not None:
+            cfg["encoder"]["subsampling_factor"] = int(self.subsampling_factor)
         if not (self.freq_masks or self.time_masks):
             cfg["spec_augment"] = None
         return cfg
