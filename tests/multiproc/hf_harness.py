@@ -40,8 +40,8 @@ class SpyBatches:
         self.seen: list[dict[str, torch.Tensor]] = []
         original = module._next_batches
 
-        def spy(iterator: Any, partial: bool = False) -> Any:
-            batches = original(iterator, partial=partial)
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            batches = original(*args, **kwargs)
             if not self.seen:
                 self.seen.extend({k: v.clone() for k, v in b.items()} for b in batches)
             return batches
