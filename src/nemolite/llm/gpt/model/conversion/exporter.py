@@ -170,9 +170,7 @@ def read_weights(saved: SavedModel) -> dict[str, Any]:
     from nemolite.lightning import megatron_checkpoint as ckpt
     from nemolite.llm.gpt.model.conversion import megatron_io
 
-    with torch.device("meta"):
-        model = megatron_io.build_model(saved.config, int(saved.config.vocab_size or 0), saved.dtype)
-    state = ckpt.model_sharded_state_dict([model])["model0"]
+    state = megatron_io.sharded_layout(saved.config, int(saved.config.vocab_size or 0), saved.dtype)
     template: dict[str, Any] = {}
     for key, entry in state.items():
         parts = entry.build() if isinstance(entry, ShardedTensorFactory) else entry

@@ -63,21 +63,17 @@ def _dtype(hf: dict[str, Any]) -> torch.dtype:
 
 
 def sharded_state_from_hf(reader: hf_source.ShardReader, family: fam.Family, config: GPTConfig,
-                          model: Any, padded_vocab: int) -> tuple[dict[str, Any], int]:
-    """`model`'s sharded state dict with every weight read from the HF shards; (state, tensors read).
+                          state: dict[str, Any], padded_vocab: int) -> tuple[dict[str, Any], int]:
+    """`state` (`megatron_io.sharded_layout`) with every weight read from the HF shards; (state, tensors read).
 
-    `model` is built on the meta device: its sharded state dict gives each tensor's checkpoint key,
-    shape and offsets, and the HF tensors (converted through the family table) become the data that
-    is saved. Nothing is materialised twice: no model weights to copy into, and megatron's fused
+    The layout gives each tensor's checkpoint key, shape and offsets, and the HF tensors
+    (converted through the family table) become the data that is saved. Nothing is materialised twice: no model weights to copy into, and megatron's fused
     gate/up weight (`linear_fc1` of a SwiGLU MLP) is saved from the two HF tensors as they are read,
     where filling a real model would concatenate them and the checkpoint writer would copy the two
     halves out again.
     """
     from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
 
-    from nemolite.lightning.megatron_checkpoint import model_sharded_state_dict
-
-    state = model_sharded_state_dict([model])["model0"]
     used: set[str] = set()
     for step in converter.plan(family, config):
         tensors = [reader.get(name) for name in step.hf]
@@ -155,14 +151,13 @@ def import_hf(model: GPTModel | None, source: str, output_path: str | Path | Non
         with hf_source.ShardReader(src.directory) as reader, megatron_io.single_process_megatron():
             vocab = int(config.vocab_size or hf["vocab_size"])
             padded = mc.padded_vocab_size(vocab, config.make_vocab_size_divisible_by, 1)
-            with torch.device("meta"):  # shapes and checkpoint keys only: the HF tensors are the data
-                megatron = megatron_io.build_model(config, vocab, dtype)
-            state, count = sharded_state_from_hf(reader, family, config, megatron, padded)
+            layout = megatron_io.sharded_layout(config, vocab, dtype)
+            state, count = sharded_state_from_hf(reader, family, config, layout, padded)
             _copy_context(src.directory, tmp / store.CONTEXT, hf, config, model_class, source)
             meta = checkpoint_meta(config, model_class, dtype, source)
             meta["context"] = str(final / store.CONTEXT)
             megatron_io.save_checkpoint_state({"model0": state}, tmp / store.WEIGHTS, meta)
-            del megatron, state
+            del layout, state
         store.publish_dir(tmp, final, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

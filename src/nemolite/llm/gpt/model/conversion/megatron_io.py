@@ -100,11 +100,17 @@ def _in_process_results_queue() -> Iterator[None]:
         filesystem_async._results_queue = None
 
 
-def save_checkpoint(model: Any, path: Path, meta: dict[str, Any]) -> None:
-    """Writes `model` as a nemolite `torch_dist` checkpoint into the directory `path` (with its marker)."""
-    from nemolite.lightning import megatron_checkpoint as ckpt
+def sharded_layout(cfg: GPTConfig, vocab_size: int, dtype: torch.dtype) -> dict[str, Any]:
+    """The one-process model's sharded state dict, the model built on the meta device.
 
-    save_checkpoint_state(ckpt.model_sharded_state_dict([model]), path, meta)
+    Each entry names a tensor's checkpoint key, shape, dtype and offsets (fused SwiGLU weights as
+    a factory of their two halves) and holds no data: conversion puts real tensors in its place.
+    """
+    from nemolite.lightning.megatron_checkpoint import model_sharded_state_dict
+
+    with torch.device("meta"):
+        model = build_model(cfg, vocab_size, dtype)
+    return model_sharded_state_dict([model])["model0"]
 
 
 def save_checkpoint_state(state: dict[str, Any], path: Path, meta: dict[str, Any]) -> None:
