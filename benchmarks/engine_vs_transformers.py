@@ -6,7 +6,8 @@ both measured in this run on the same architecture, batch (2 micro-batches of 4 
 processes hits both alike. Two models: `llama_tiny` and a ~100M-parameter Llama.
 
     python benchmarks/engine_vs_transformers.py [--models tiny,100m] [--steps 6] [--rounds 3]
-    python benchmarks/engine_vs_transformers.py --profile nemolite   # torch.profiler table of our step
+    python benchmarks/engine_vs_transformers.py --profile nemolite   # torch.profiler table of a step
+    python benchmarks/engine_vs_transformers.py --profile transformers
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def hf_model(case: Case) -> Any:
     return LlamaForCausalLM._from_config(hf, attn_implementation="sdpa", torch_dtype=torch.float32)
 
 
-def hf_run(case: Case, steps: int) -> tuple[list[tuple[float, float]], int]:
+def hf_run(case: Case, steps: int, profile: Any = None) -> tuple[list[tuple[float, float]], int]:
     """Step end times of a plain PyTorch loop over transformers' Llama: the same work per step."""
     model = hf_model(case)
     model.train()
@@ -125,6 +126,8 @@ def hf_run(case: Case, steps: int) -> tuple[list[tuple[float, float]], int]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step()
         ends.append((time.perf_counter(), time.process_time()))
+        if profile is not None and len(ends) == 2:
+            profile.start()  # after two warm-up steps, as nemolite_run
     return ends, sum(p.numel() for p in model.parameters())
 
 
@@ -160,11 +163,14 @@ def measure(case: Case, steps: int, warmup: int, rounds: int) -> tuple[list[str]
     return row, note
 
 
-def profile_nemolite(case: Case, steps: int, rows: int) -> None:
+def profile_side(side: str, case: Case, steps: int, rows: int) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     prof = profile(activities=[ProfilerActivity.CPU])
-    nemolite_run(case, steps + 2, profile=prof)
+    if side == "nemolite":
+        nemolite_run(case, steps + 2, profile=prof)
+    else:
+        hf_run(case, steps + 2, profile=prof)
     prof.stop()
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
@@ -175,7 +181,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="measured steps per round")
     parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of each round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating transformers/nemolite rounds")
-    parser.add_argument("--profile", choices=["nemolite"], help="print a torch.profiler table instead")
+    parser.add_argument("--profile", choices=["nemolite", "transformers"],
+                        help="print a torch.profiler table of one side's steps instead")
     args = parser.parse_args()
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
@@ -185,7 +192,7 @@ def main() -> None:
     cpu.apply()
     chosen = [cases()[m] for m in args.models.split(",")]
     if args.profile:
-        profile_nemolite(chosen[0], args.steps, 40)
+        profile_side(args.profile, chosen[0], args.steps, 40)
         return
     rows, notes = [], []
     for case in chosen:

@@ -67,3 +67,58 @@ def test_fast_cross_entropy_equals_upstream(parallel) -> None:
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     assert torch.isfinite(got[1]).all()
+
+
+def _ddp_param(shape: tuple[int, ...], gen: torch.Generator) -> torch.nn.Parameter:
+    """A weight as megatron's DDP leaves it: a `main_grad` buffer and the grad-added flag."""
+    w = torch.nn.Parameter(torch.randn(*shape, generator=gen))
+    w.main_grad = torch.zeros(shape)
+    w.grad_added_to_main_grad = False
+    return w
+
+
+def _ddp_hook(param: torch.nn.Parameter) -> None:
+    """What megatron DDP's backward post-hook does with a parameter after each micro-batch."""
+    if param.grad is not None and (not param.grad_added_to_main_grad or getattr(param, "zero_out_wgrad", False)):
+        param.main_grad.add_(param.grad)
+    param.grad = None
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_fast_linear_accumulates_weight_grads_into_main_grad(tied: bool) -> None:
+    """Two micro-batches through the fast path leave in `main_grad` what upstream's path + DDP's hook leave."""
+    original = _upstream("tensor_parallel.layers", "linear_with_grad_accumulation_and_async_allreduce")
+    fast = cpu_speed.fast_linear(original)
+    gen = torch.Generator().manual_seed(3)
+    xs = [torch.randn(5, 2, 16, generator=gen, requires_grad=True) for _ in range(2)]
+    w_fast = _ddp_param((24, 16), gen)
+    w_ref = torch.nn.Parameter(w_fast.detach().clone())
+    w_ref.main_grad, w_ref.grad_added_to_main_grad = torch.zeros(24, 16), False
+    if tied:  # a weight shared with the embedding: its gradient must keep going through param.grad
+        w_fast.zero_out_wgrad = True
+    for x in xs:
+        seed = torch.linspace(-1, 2, 5 * 2 * 24).view(5, 2, 24)
+        out = fast(x, w_fast, None, False, False, False)
+        out.backward(seed)
+        assert w_fast.grad_added_to_main_grad is (not tied)
+        _ddp_hook(w_fast)
+        x_ref = x.detach().clone().requires_grad_()
+        original(x_ref, w_ref, None, False, False, False).backward(seed)
+        _ddp_hook(w_ref)
+        torch.testing.assert_close(x.grad, x_ref.grad, rtol=0, atol=0)  # the input gradient: the same matmul
+        w_fast.grad_added_to_main_grad = w_ref.grad_added_to_main_grad = False
+    assert w_fast.grad is None
+    torch.testing.assert_close(w_fast.main_grad, w_ref.main_grad, rtol=1e-6, atol=1e-6)
+    assert w_fast.main_grad.abs().sum() > 0
+
+
+def test_fast_linear_outside_training_leaves_main_grad_alone() -> None:
+    """Without grad mode (validation, generation) the fast path neither reads nor writes `main_grad`."""
+    original = _upstream("tensor_parallel.layers", "linear_with_grad_accumulation_and_async_allreduce")
+    gen = torch.Generator().manual_seed(4)
+    w = _ddp_param((8, 4), gen)
+    x = torch.randn(3, 4, generator=gen)
+    with torch.no_grad():
+        out = cpu_speed.fast_linear(original)(x, w, None, False, False, False)
+    torch.testing.assert_close(out, x @ w.detach().t(), rtol=0, atol=0)
+    assert not w.main_grad.any()

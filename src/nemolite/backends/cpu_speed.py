@@ -8,7 +8,10 @@ plain PyTorch Llama:
 - tensor_parallel/layers.py `linear_with_grad_accumulation_and_async_allreduce`: a custom autograd
   function whose Python forward/backward (and their bookkeeping) run for every linear layer even
   when it has nothing to overlap or fuse. With no dgrad all-reduce, no sequence parallelism and no
-  gradient-accumulation fusion it is `F.linear` (the same matmuls); that case goes to torch's.
+  gradient-accumulation fusion it is `F.linear` (the same matmuls); that case goes to torch's. In
+  training, a weight's gradient is added into megatron DDP's `main_grad` buffer by the backward
+  matmul itself (`addmm_`, as upstream's GPU gradient-accumulation fusion) rather than through
+  `param.grad` and a second pass in DDP's hook: one pass less over every weight per micro-batch.
 - models/common/embeddings/rope_utils.py `_apply_rotary_pos_emb_bshd`: recomputes cos/sin per call,
   builds `rotate_half` with a `cat`, and copies the result once more with `cat((t, t_pass))` even
   when `t_pass` is empty; its autograd saves the input. Here one autograd function does the same
@@ -38,6 +41,46 @@ def _module(name: str) -> Any:
 
 
 # ---- linear layers -----------------------------------------------------------------------------
+def _accumulates_into_main_grad(input: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the weight gradient can go straight into megatron DDP's fp32 `main_grad` buffer.
+
+    Training under megatron's DistributedDataParallel gives each parameter a `main_grad` view of its
+    gradient buffer, and DDP's per-parameter hook adds `param.grad` into it after every micro-batch.
+    A weight shared by two layers on this stage (tied embeddings: `zero_out_wgrad`) also gets a
+    gradient from the embedding lookup, which must keep going through `param.grad`.
+    """
+    if not (torch.is_grad_enabled() and weight.requires_grad):
+        return False
+    main_grad = getattr(weight, "main_grad", None)
+    return (main_grad is not None and not getattr(weight, "zero_out_wgrad", False)
+            and main_grad.dtype == weight.dtype == input.dtype and main_grad.device == weight.device)
+
+
+class _LinearIntoMainGrad(torch.autograd.Function):
+    """`F.linear` whose backward accumulates the weight gradient into `weight.main_grad` in its matmul.
+
+    What megatron's gradient-accumulation fusion does on GPU (`wgrad_gemm_accum_fp32`), with the CPU
+    BLAS: `main_grad.addmm_(grad_output^T, input)` adds the product to the buffer as it computes it,
+    instead of allocating `param.grad` and DDP's hook adding it into `main_grad` in a second pass
+    over every weight, every micro-batch. As upstream's fused path, it marks the weight
+    `grad_added_to_main_grad` and hands autograd an uninitialised gradient that DDP's hook drops.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(input, weight)
+        return F.linear(input, weight)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        input, weight = ctx.saved_tensors
+        grad_input = grad_output.matmul(weight) if ctx.needs_input_grad[0] else None
+        weight.main_grad.addmm_(grad_output.reshape(-1, grad_output.shape[-1]).t(),
+                                input.reshape(-1, input.shape[-1]))
+        weight.grad_added_to_main_grad = True
+        return grad_input, torch.empty_like(weight)
+
+
 def fast_linear(original: Any) -> Any:
     """`linear_with_grad_accumulation_and_async_allreduce` that is `F.linear` when nothing is overlapped."""
 
@@ -48,7 +91,10 @@ def fast_linear(original: Any) -> Any:
         if gradient_accumulation_fusion or allreduce_dgrad or sequence_parallel or grad_output_buffer is not None:
             return original(input, weight, bias, gradient_accumulation_fusion, allreduce_dgrad,
                             sequence_parallel, grad_output_buffer, *args, **kwargs)
-        output = F.linear(input, weight)
+        if _accumulates_into_main_grad(input, weight):
+            output = _LinearIntoMainGrad.apply(input, weight)
+        else:
+            output = F.linear(input, weight)
         # Upstream adds the bias after the matmul (not addmm): the same rounding here.
         return output + bias if bias is not None else output
 

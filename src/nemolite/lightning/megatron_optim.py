@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from nemolite.lightning.precision import MegatronMixedPrecision
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# What torch's fused Adam kernel takes on CPU.
+FUSED_ADAM_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
 class MegatronOptimizerAdapter(torch.optim.Optimizer):
@@ -113,6 +115,46 @@ def mcore_optimizer_config(
     )
 
 
+def _torch_optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
+    """The torch optimizers inside megatron's wrappers (chained for expert / dense groups)."""
+    chained = getattr(optimizer, "chained_optimizers", None)
+    if chained is not None:
+        return [inner for part in chained for inner in _torch_optimizers(part)]
+    inner = getattr(optimizer, "optimizer", None)
+    return [inner] if isinstance(inner, torch.optim.Optimizer) else []
+
+
+def _set_fused(optimizer: torch.optim.Optimizer) -> None:
+    for group in optimizer.param_groups:
+        group["fused"], group["foreach"] = True, False
+
+
+def fuse_cpu_adam(optimizer: Any) -> int:
+    """Runs torch's Adam/AdamW over CPU parameters with its fused CPU kernel; returns how many it set.
+
+    Without TransformerEngine or apex, megatron-core falls back to `torch.optim.AdamW` with torch's
+    defaults, which on CPU are the per-tensor loop: about eight passes over every parameter and both
+    moments per step (lerp, mul, addcmul, sqrt, div, addcdiv, ...). The fused kernel (torch >= 2.4
+    on CPU; megatron's own CPU-offload optimizer asks for it) updates each element in one pass, with
+    the same arithmetic up to rounding. Parameters on an accelerator keep what megatron chose. The
+    flag lives in the param groups, which a checkpoint restores: a post-load hook sets it again so
+    that checkpoints from before this keep the fast path when resumed.
+    """
+    count = 0
+    for inner in _torch_optimizers(optimizer):
+        if not isinstance(inner, torch.optim.Adam | torch.optim.AdamW):
+            continue
+        params = [p for group in inner.param_groups for p in group["params"]]
+        if not params or any(p.device.type != "cpu" or p.dtype not in FUSED_ADAM_DTYPES for p in params):
+            continue
+        if any(group.get("differentiable") or group.get("capturable") for group in inner.param_groups):
+            continue
+        _set_fused(inner)
+        inner.register_load_state_dict_post_hook(_set_fused)
+        count += 1
+    return count
+
+
 def build_optimizer(
     module: MegatronOptimizerModule,
     model_chunks: list[Any],
@@ -123,6 +165,7 @@ def build_optimizer(
     """The megatron optimizer over DDP-wrapped chunks and an LR scheduler stepped once per step."""
     config = mcore_optimizer_config(module, precision)
     optimizer = get_megatron_optimizer(config, model_chunks)
+    fuse_cpu_adam(optimizer)
     sched_args: dict[str, Any] = {
         "lr_warmup_steps": 0,
         "lr_decay_steps": max(max_steps, 1),

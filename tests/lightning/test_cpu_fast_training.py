@@ -1,0 +1,90 @@
+"""CPU training fast paths (weight grads accumulated in the matmul, fused Adam) change only rounding.
+
+A real megatron model trained through `build_run` for a few steps with both fast paths ends with the
+parameters of the same run without them (the per-tensor AdamW loop and DDP's per-parameter
+`main_grad.add_`), within float32 rounding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from nemolite import lightning as nl
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU fast paths apply without CUDA only")
+
+
+def _train(tmp_path: Path, *, tied: bool = False) -> tuple[dict[str, torch.Tensor], object]:
+    from nemolite.llm.gpt.data.mock import MockDataModule
+    from nemolite.llm.gpt.model import GPTModel, LlamaConfig
+    from nemolite.llm.training import build_run
+
+    config = LlamaConfig(num_layers=2, hidden_size=32, ffn_hidden_size=64, num_attention_heads=4,
+                         num_query_groups=2, seq_length=16, share_embeddings_and_output_weights=tied)
+    trainer = nl.Trainer(accelerator="cpu", devices=1, max_steps=3, logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
+                         default_root_dir=str(tmp_path))
+    data = MockDataModule(seq_length=16, micro_batch_size=2, global_batch_size=4)  # 2 micro-batches a step
+    pl_trainer, dm, module = build_run(model=GPTModel(config), data=data, trainer=trainer)
+    pl_trainer.fit(module, datamodule=dm)
+    params = {name: p.detach().clone() for name, p in module.chunks.named_parameters()}
+    return params, pl_trainer.strategy.optimizers[0]
+
+
+def _inner_torch_optimizers(optimizer: object) -> list[torch.optim.Optimizer]:
+    from nemolite.lightning.megatron_optim import _torch_optimizers
+
+    return _torch_optimizers(getattr(optimizer, "mcore_optimizer", optimizer))
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_fast_paths_train_as_the_plain_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tied: bool) -> None:
+    from nemolite.backends import cpu_speed
+    from nemolite.lightning import megatron_optim
+
+    calls = []
+    real = cpu_speed._LinearIntoMainGrad.backward
+
+    def counted(ctx, grad_output):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(ctx, grad_output)
+
+    monkeypatch.setattr(cpu_speed._LinearIntoMainGrad, "backward", staticmethod(counted))
+    fast, optimizer = _train(tmp_path / "fast", tied=tied)
+    inner = _inner_torch_optimizers(optimizer)
+    assert inner and all(g["fused"] and not g["foreach"] for o in inner for g in o.param_groups)
+    # 2 layers x 4 linears (+ the output layer when not tied) x 2 micro-batches x 3 steps
+    assert len(calls) == (2 * 4 + (0 if tied else 1)) * 2 * 3
+    monkeypatch.undo()
+
+    monkeypatch.setattr(cpu_speed, "_accumulates_into_main_grad", lambda input, weight: False)
+    monkeypatch.setattr(megatron_optim, "fuse_cpu_adam", lambda optimizer: 0)
+    plain, optimizer = _train(tmp_path / "plain", tied=tied)
+    assert not any(g["fused"] for o in _inner_torch_optimizers(optimizer) for g in o.param_groups)
+    assert fast.keys() == plain.keys()
+    moved = 0
+    for name, p in fast.items():
+        torch.testing.assert_close(p, plain[name], rtol=1e-5, atol=1e-6, msg=name)
+        moved += 1
+    assert moved > 10
+
+
+def test_fused_flag_survives_an_old_checkpoint(tmp_path: Path) -> None:
+    """A checkpoint saved by the per-tensor loop (fused=False in its groups) resumes on the fused kernel."""
+    from nemolite.lightning.megatron_optim import fuse_cpu_adam
+
+    p = torch.nn.Parameter(torch.randn(8))
+
+    class Wrapper:  # megatron's FP32Optimizer keeps the torch optimizer as `.optimizer`
+        optimizer = torch.optim.AdamW([p])
+
+    assert fuse_cpu_adam(Wrapper()) == 1
+    state = Wrapper.optimizer.state_dict()
+    for group in state["param_groups"]:
+        group["fused"], group["foreach"] = False, None
+    Wrapper.optimizer.load_state_dict(state)
+    assert Wrapper.optimizer.param_groups[0]["fused"] is True
+    assert fuse_cpu_adam(type("OnGpu", (), {"optimizer": object()})()) == 0
