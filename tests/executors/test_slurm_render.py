@@ -213,3 +213,6 @@ def test_fault_tolerance_launches_torchrun_with_max_restarts(profile, launcher, 
     assert f"torchrun --max-restarts={bound} --monitor-interval=1 --rdzv-backend c10d" in script
     assert "ft_launcher" not in script and "#SBATCH --ntasks-per-node=1" in script
     assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in script  # a fresh store per attempt
+    # hang detection: the heartbeat timeout reaches every rank (only when asked for)
+    assert ("NEMOLITE_FT_INITIAL_RANK_HEARTBEAT_TIMEOUT=1800" in script) is (not launcher)
+    assert "NEMOLITE_FT_RANK_HEARTBEAT_TIMEOUT" not in script

@@ -20,21 +20,37 @@ from nemolite.errors import ConfigError
 
 # torchrun exports this to every worker (torch/distributed/elastic/agent/server/api.py).
 RESTART_COUNT_ENV = "TORCHELASTIC_RESTART_COUNT"
+# The heartbeat timeouts reach each rank's trainer (`HangDetection`) through its environment.
+HEARTBEAT_ENV = {
+    "initial_rank_heartbeat_timeout": "NEMOLITE_FT_INITIAL_RANK_HEARTBEAT_TIMEOUT",
+    "rank_heartbeat_timeout": "NEMOLITE_FT_RANK_HEARTBEAT_TIMEOUT",
+}
 
 
 @dataclass(kw_only=True)
 class FaultTolerance:
     """How often a crashed job restarts in place from its last checkpoint.
 
+    A rank that hangs (a peer frozen, a collective that never completes) does not exit by
+    itself; with heartbeat timeouts set, each rank's trainer watches its own progress (a heartbeat
+    at every training and validation batch and checkpoint save) and exits when none comes in
+    time, which makes the launcher restart the job (NeMo 2.0's fields, nvidia-resiliency-ext's
+    meaning; nemolite's own watchdog, `nemolite.lightning.callbacks.hang`).
+
     Args:
         max_restarts: restarts after a crash before the job fails (0: never restart).
         monitor_interval: seconds between torchrun's health checks of the ranks.
         restart_delay: seconds to wait before a restart (lets a flaky node settle).
+        initial_rank_heartbeat_timeout: seconds from the start of training (model built,
+            checkpoint loaded, first step) to the first heartbeat; None: not watched.
+        rank_heartbeat_timeout: seconds allowed between later heartbeats; None: not watched.
     """
 
     max_restarts: int = 3
     monitor_interval: float = 1.0
     restart_delay: float = 0.0
+    initial_rank_heartbeat_timeout: float | None = None
+    rank_heartbeat_timeout: float | None = None
 
     def validate(self, prefix: str = "fault_tolerance") -> None:
         """Raises `ConfigError` for a negative restart count or interval."""
@@ -45,6 +61,16 @@ class FaultTolerance:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{prefix}.{name}", getattr(self, name), "must be >= 0",
                                   f"set {prefix}.{name}=1")
+        for name in HEARTBEAT_ENV:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+                raise ConfigError(f"{prefix}.{name}", value, "must be a number of seconds > 0 (or None: not watched)",
+                                  f"set {prefix}.{name}=300")
+
+    def worker_env(self) -> dict[str, str]:
+        """The environment that carries the heartbeat timeouts to every rank (empty if none)."""
+        return {env: f"{getattr(self, name):g}" for name, env in HEARTBEAT_ENV.items()
+                if getattr(self, name) is not None}
 
     def torchrun_args(self) -> list[str]:
         """The torchrun flags that implement this policy (the executor appends them)."""
@@ -58,7 +84,7 @@ class FaultTolerance:
         `TORCHELASTIC_RESTART_COUNT` as it would under torchrun.
         """
         self.validate()
-        base_env = dict(os.environ if env is None else env)
+        base_env = {**(os.environ if env is None else env), **self.worker_env()}
         code = 0
         for attempt in range(self.max_restarts + 1):
             code = _call_in_own_group(cmd, {**base_env, RESTART_COUNT_ENV: str(attempt)})
@@ -91,6 +117,27 @@ def _call_in_own_group(cmd: Sequence[str], env: dict[str, str]) -> int:
         except ProcessLookupError:
             pass
     return code
+
+
+def heartbeat_timeouts(environ: dict[str, str] | None = None) -> dict[str, float]:
+    """The heartbeat timeouts the launcher gave this rank ({} when hangs are not watched).
+
+    Raises `ConfigError` for a value that is not a positive number of seconds.
+    """
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    found = {}
+    for name, env in HEARTBEAT_ENV.items():
+        raw = environ.get(env)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not value > 0:
+            raise ConfigError(env, raw, "must be a number of seconds > 0", f"unset {env} or set it to 300")
+        found[name] = value
+    return found
 
 
 def restart_count() -> int:

@@ -2,23 +2,20 @@
 
 nemo-run builds a `FaultTolerance` launcher's command with `ft_launcher`
 (nemo_run/run/torchx_backend/components/ft_launcher.py), the torchrun wrapper of
-nvidia-resiliency-ext, which is not installed with nemolite and whose hang detection needs that
-package's callback in the trainer. Here such a launch becomes torchrun itself, with the
-in-job restart bound that `nl.FaultTolerance.torchrun_args()` gives: when a rank dies, torchrun
-stops all ranks and starts them again, and `AutoResume` resumes from the latest complete
-checkpoint. Installed by nemolite's executors (`executor=torchrun`, `executor=slurm`) and by
+nvidia-resiliency-ext, which is not installed with nemolite. Here such a launch becomes torchrun
+itself, with the in-job restart bound that `nl.FaultTolerance.torchrun_args()` gives: when a rank
+dies, torchrun stops all ranks and starts them again, and `AutoResume` resumes from the latest
+complete checkpoint. The launcher's heartbeat timeouts reach the ranks' environment, where the
+trainer's `HangDetection` ends a rank that stops making progress (which torchrun then restarts). Installed by nemolite's executors (`executor=torchrun`, `executor=slurm`) and by
 `FaultTolerancePlugin`; delete it if nemolite ever ships ft_launcher.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
 
 from nemolite.lightning.fault_tolerance import FaultTolerance
-
-log = logging.getLogger("nemolite.launch")
 
 # torchrun's c10d rendezvous shares its TCPStore with the workers across restarts
 # (torch/distributed/elastic/rendezvous/dynamic_rendezvous.py, `use_agent_store`), and the workers'
@@ -44,6 +41,8 @@ def policy(launcher: Any) -> FaultTolerance | None:
         ft.max_restarts = launcher.max_restarts
     if launcher.workload_check_interval is not None:
         ft.monitor_interval = launcher.workload_check_interval
+    ft.initial_rank_heartbeat_timeout = launcher.initial_rank_heartbeat_timeout
+    ft.rank_heartbeat_timeout = launcher.rank_heartbeat_timeout
     ft.validate("executor.launcher")
     return ft
 
@@ -72,10 +71,6 @@ def install() -> None:
         if ft is None:
             return original(name, fn_or_script, executor, *args, **kwargs)
         launcher = executor.launcher
-        if launcher.initial_rank_heartbeat_timeout or launcher.rank_heartbeat_timeout:
-            log.warning("fault tolerance: rank heartbeat timeouts (hang detection) need "
-                        "nvidia-resiliency-ext's ft_launcher; nemolite restarts ranks that exit "
-                        "(torchrun --max-restarts=%d) and does not detect hangs", ft.max_restarts)
         executor.launcher = _as_torchrun(launcher)
         try:
             app = original(name, fn_or_script, executor, *args, **kwargs)
@@ -84,7 +79,7 @@ def install() -> None:
         for role in app.roles:
             if role.entrypoint == "torchrun":
                 role.args = [*ft.torchrun_args(), *role.args]
-                role.env = {**role.env, **RESTART_ENV}
+                role.env = {**role.env, **RESTART_ENV, **ft.worker_env()}
         return app
 
     packaging.package = package

@@ -20,9 +20,10 @@ class FaultTolerancePlugin(run.Plugin):
     Args:
         num_in_job_restarts: restarts inside the job (torchrun's `--max-restarts`).
         num_job_retries_on_failure: new submissions of a failed job (the executor's `retries`).
-        initial_rank_heartbeat_timeout: seconds; nvidia-resiliency-ext's hang detection, which
-            nemolite does not run (a warning says so at launch).
-        rank_heartbeat_timeout: seconds; likewise.
+        initial_rank_heartbeat_timeout: seconds from the start of training to a rank's first
+            heartbeat (a training or validation batch, a checkpoint save); a rank past it is
+            taken as hung and exits, and the job restarts in place.
+        rank_heartbeat_timeout: seconds allowed between later heartbeats; likewise.
     """
 
     num_in_job_restarts: int = 3
