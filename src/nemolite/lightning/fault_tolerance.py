@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from nemolite.errors import ConfigError
@@ -119,15 +119,15 @@ def _call_in_own_group(cmd: Sequence[str], env: dict[str, str]) -> int:
     return code
 
 
-def heartbeat_timeouts(environ: dict[str, str] | None = None) -> dict[str, float]:
+def heartbeat_timeouts(environ: Mapping[str, str] | None = None) -> dict[str, float]:
     """The heartbeat timeouts the launcher gave this rank ({} when hangs are not watched).
 
     Raises `ConfigError` for a value that is not a positive number of seconds.
     """
-    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    source: Mapping[str, str] = os.environ if environ is None else environ
     found = {}
     for name, env in HEARTBEAT_ENV.items():
-        raw = environ.get(env)
+        raw = source.get(env)
         if raw is None or raw == "":
             continue
         try:
