@@ -122,3 +122,28 @@ def test_fast_linear_outside_training_leaves_main_grad_alone() -> None:
         out = cpu_speed.fast_linear(original)(x, w, None, False, False, False)
     torch.testing.assert_close(out, x @ w.detach().t(), rtol=0, atol=0)
     assert not w.main_grad.any()
+
+
+def test_fast_multi_tensor_scale_is_installed_and_scales_in_place_like_upstream(parallel) -> None:
+    """Gradient clipping's scale: the same numbers as megatron's fallback, written into the gradients."""
+    from megatron.core import utils
+    from megatron.core.optimizer import clip_grads
+
+    if clip_grads.multi_tensor_scale_impl is utils.local_multi_tensor_scale:
+        pytest.fail("cpu.apply() left megatron's copying fallback in clip_grads")
+    fast = clip_grads.multi_tensor_scale_impl
+    if not getattr(fast, cpu_speed._PATCHED, False):
+        pytest.skip("a fused multi_tensor_scale (apex/TE) is installed")
+    gen = torch.Generator().manual_seed(5)
+    grads = [torch.randn(7, 5, generator=gen), torch.randn(11, generator=gen)]
+    want = [g.clone() for g in grads]
+    utils.local_multi_tensor_scale(2048, None, [want, want], 0.37)
+    ids = [id(g) for g in grads]
+    fast(2048, None, [grads, grads], 0.37)
+    assert [id(g) for g in grads] == ids
+    for got, ref in zip(grads, want, strict=True):
+        torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    out = [torch.empty(7, 5), torch.empty(11)]
+    fast(2048, None, [want, out], 2.0)  # src -> dst, as the optimizer's copies use it
+    for got, ref in zip(out, want, strict=True):
+        torch.testing.assert_close(got, ref * 2.0, rtol=0, atol=0)

@@ -1,4 +1,4 @@
-"""Faster CPU paths for three megatron-core hot spots, each computing what upstream computes.
+"""Faster CPU paths for megatron-core hot spots, each computing what upstream computes.
 
 Without CUDA there are no fused kernels (no TransformerEngine, apex or gradient-accumulation fusion),
 and megatron's unfused fallbacks pay for generality that a CPU step does not use. A profile of a
@@ -18,6 +18,8 @@ plain PyTorch Llama:
   arithmetic (bit for bit) with two writes into the output and saves only cos/sin.
 - tensor_parallel/cross_entropy.py `vocab_parallel_cross_entropy`: three all-reduces and a dozen
   element-wise passes over the logits, which with one tensor-parallel rank are `F.cross_entropy`.
+- utils.py `local_multi_tensor_scale` (used by gradient clipping without apex/TE): a temporary
+  and a copy per gradient where one in-place multiply gives the same numbers.
 
 `apply()` installs them (idempotent); `tests/backends/test_cpu_speed.py` checks each against the
 upstream function it replaces. Delete an entry the day upstream takes the fast path itself.
@@ -181,12 +183,40 @@ def fast_cross_entropy(original: Any) -> Any:
     return cross_entropy
 
 
+# ---- gradient clipping -------------------------------------------------------------------------
+def fast_multi_tensor_scale(original: Any) -> Any:
+    """megatron's local `multi_tensor_scale` (no apex/TE) writing `src * scale` straight into `dst`.
+
+    Upstream's fallback (core/utils.py) runs `dst.copy_(src * scale)` per tensor: a temporary the
+    size of each gradient and a second pass to copy it back. Gradient clipping scales every
+    gradient in place with it (`[grads, grads]`) whenever the norm exceeds the bound: two passes
+    and an allocation over the whole model where one in-place multiply does, with the same result.
+    A fused kernel (apex, TransformerEngine) is left as it is.
+    """
+    fallback = getattr(_module("utils"), "local_multi_tensor_scale", None)
+    if fallback is None or original is not fallback:
+        return original
+
+    @functools.wraps(original)
+    def multi_tensor_scale(chunk_size: int, noop_flag: Any, tensor_lists: Any, scale: float) -> None:
+        for src, dst in zip(tensor_lists[0], tensor_lists[1], strict=False):
+            torch.mul(src, scale, out=dst)
+
+    setattr(multi_tensor_scale, _PATCHED, True)
+    return multi_tensor_scale
+
+
 # ---- installing --------------------------------------------------------------------------------
 PATCHES: tuple[tuple[str, str, Any], ...] = (
     ("tensor_parallel.layers", "linear_with_grad_accumulation_and_async_allreduce", fast_linear),
     ("models.common.embeddings.rope_utils", "_apply_rotary_pos_emb_bshd", fast_rope),
     # language_module.py calls it as `tensor_parallel.vocab_parallel_cross_entropy`.
     ("tensor_parallel", "vocab_parallel_cross_entropy", fast_cross_entropy),
+)
+# Module-level choices between a fused kernel and megatron's fallback; absent in some releases.
+OPTIONAL_PATCHES: tuple[tuple[str, str, Any], ...] = (
+    ("optimizer.clip_grads", "multi_tensor_scale_impl", fast_multi_tensor_scale),
+    ("optimizer.optimizer", "multi_tensor_scale_impl", fast_multi_tensor_scale),
 )
 
 
@@ -196,4 +226,9 @@ def apply() -> None:
         mod = _module(module_name)
         current = getattr(mod, attr)
         if not getattr(current, _PATCHED, False):
+            setattr(mod, attr, make(current))
+    for module_name, attr, make in OPTIONAL_PATCHES:
+        mod = _module(module_name)
+        current = getattr(mod, attr, None)
+        if current is not None and not getattr(current, _PATCHED, False):
             setattr(mod, attr, make(current))
