@@ -1,0 +1,157 @@
+"""Heavy: a `torch_dist` checkpoint's model tensors read straight from its files, without megatron.
+
+The checkpoint's `.metadata` (torch.distributed.checkpoint's) names every tensor by its global key,
+with its global shape and the chunks each rank wrote, wherever they are in the `.distcp` files. A
+checkpoint saved under any TP/PP/EP layout holds the same global tensors, so export reads what it
+needs by key, one layer (and expert) at a time, from whichever chunks cover it: no model is built,
+megatron is not imported, and only the tensor being exported is in memory.
+
+Keys: megatron's sharded state dict names a layer's tensor `decoder.layers.<i>. ...` and stores it
+under the key without the index, the index becoming a leading axis (experts likewise); the local
+layer spec stores its norms under the fused layers' names (`checkpoint_key`; checked against
+megatron's own layout by tests/llm/gpt/model/test_hf_convert_io.py).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nemolite.errors import DataFileError
+
+#: megatron's local layer spec's `sharded_state_dict_keys_map` (gpt_layer_specs.py), applied to a
+#: layer's name once its indices are taken out; and SequentialMLP's experts key.
+RENAMES = (("input_layernorm.", "self_attention.linear_qkv.layer_norm_"),
+           ("pre_mlp_layernorm.", "mlp.linear_fc1.layer_norm_"),
+           ("experts.local_experts.", "experts.experts."))
+
+
+def checkpoint_key(name: str) -> tuple[str, tuple[int, ...]]:
+    """(checkpoint key, leading indices) of a one-process model's state dict name.
+
+    `decoder.layers.3.mlp.experts.local_experts.5.linear_fc1.weight` ->
+    (`decoder.layers.mlp.experts.experts.linear_fc1.weight`, (3, 5)).
+    """
+    parts = name.split(".")
+    index = tuple(int(p) for p in parts if p.isdigit())
+    key = ".".join(p for p in parts if not p.isdigit())
+    for old, new in RENAMES:
+        key = key.replace(old, new)
+    return key, index
+
+
+class _FileView(io.RawIOBase):
+    """Bytes [offset, offset + length) of an open file, as a seekable file for torch.load."""
+
+    def __init__(self, f: Any, offset: int, length: int) -> None:
+        self.f, self.offset, self.length, self.pos = f, offset, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.length}[whence]
+        self.pos = max(0, min(self.length, base + pos))
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), self.length - self.pos)
+        if n <= 0:
+            return 0
+        self.f.seek(self.offset + self.pos)
+        got = self.f.readinto(view[:n])
+        self.pos += got
+        return int(got)
+
+
+class CheckpointReader:
+    """Global tensors of a `torch_dist` checkpoint directory, read by key and leading indices."""
+
+    def __init__(self, path: Path) -> None:
+        from torch.distributed.checkpoint import FileSystemReader
+        from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+        self.path = Path(path)
+        try:
+            metadata = FileSystemReader(str(self.path)).read_metadata()
+        except Exception as err:  # a missing or truncated .metadata: one line, not a traceback
+            raise DataFileError(self.path / ".metadata", f"unreadable checkpoint metadata ({type(err).__name__})",
+                                "export a complete checkpoint") from None
+        self.tensors = {k: v for k, v in metadata.state_dict_metadata.items()
+                        if isinstance(v, TensorStorageMetadata)}
+        self.storage = {(index.fqn, tuple(index.offset)): info for index, info in metadata.storage_data.items()
+                        if index.offset is not None}
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of the tensor `name` (a state dict name, as `checkpoint_key` reads it)."""
+        key, index = checkpoint_key(name)
+        return tuple(self._entry(name, key).size)[len(index):]
+
+    def meta(self, name: str) -> torch.Tensor:
+        """The tensor `name` on the meta device (its shape and saved dtype; nothing read)."""
+        key, _ = checkpoint_key(name)
+        return torch.empty(self.shape(name), dtype=self._entry(name, key).properties.dtype, device="meta")
+
+    def _entry(self, name: str, key: str) -> Any:
+        entry = self.tensors.get(key)
+        if entry is None:
+            raise DataFileError(self.path, f"no tensor {key} (for {name}) in the checkpoint",
+                                "export a checkpoint of this model (its config and weights disagree)")
+        return entry
+
+    def read(self, name: str) -> torch.Tensor:
+        """The tensor `name` (one layer's, one expert's), assembled from the chunks that cover it."""
+        key, index = checkpoint_key(name)
+        entry = self._entry(name, key)
+        lead = len(index)
+        out: torch.Tensor | None = None
+        filled = 0
+        files: dict[str, Any] = {}
+        try:
+            for chunk in entry.chunks:
+                offsets, sizes = tuple(chunk.offsets), tuple(chunk.sizes)
+                if any(not o <= i < o + s for i, o, s in zip(index, offsets, sizes, strict=False)):
+                    continue
+                data = self._load(key, offsets, files)
+                if tuple(data.shape) != sizes:
+                    raise DataFileError(self.path, f"chunk of {key} at {offsets}: {tuple(data.shape)}, "
+                                        f"the metadata says {sizes}", "export a complete checkpoint")
+                part = data[tuple(i - o for i, o in zip(index, offsets, strict=False))]
+                rest = tuple(slice(o, o + s) for o, s in zip(offsets[lead:], sizes[lead:], strict=True))
+                if out is None and part.shape == tuple(entry.size)[lead:]:
+                    out = part  # the chunk is the whole tensor: no copy
+                else:
+                    if out is None:
+                        out = torch.empty(tuple(entry.size)[lead:], dtype=entry.properties.dtype)
+                    out[rest].copy_(part)
+                filled += part.numel()
+        finally:
+            for f in files.values():
+                f.close()
+        expected = math.prod(tuple(entry.size)[lead:])
+        if out is None or filled != expected:
+            raise DataFileError(self.path, f"{key} at {index}: the checkpoint holds {filled} of its {expected} "
+                                "values", "export a complete checkpoint")
+        return out
+
+    def _load(self, key: str, offsets: tuple[int, ...], files: dict[str, Any]) -> torch.Tensor:
+        info = self.storage.get((key, offsets))
+        if info is None:
+            raise DataFileError(self.path, f"chunk of {key} at {offsets} missing from the checkpoint",
+                                "export a complete checkpoint")
+        f = files.get(info.relative_path)
+        if f is None:
+            f = files[info.relative_path] = open(self.path / info.relative_path, "rb")  # noqa: SIM115
+        view = io.BufferedReader(_FileView(f, info.offset, info.length), buffer_size=1 << 20)
+        return torch.load(view, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
