@@ -104,6 +104,7 @@ def in_process_strategy(loaders: Loaders | None = None, threads: int = WRITE_THR
     output by renaming a temporary directory, so an interrupted one leaves no checkpoint behind.
     A tensor whose shard has a loader in `loaders` is read only when its turn to be written comes
     (its sharded tensor may hold a meta tensor): the save never holds the whole model in memory.
+    Records are written without their zip CRC32, which neither torch.load nor megatron checks.
     """
     import torch.distributed.checkpoint as dcp
     from megatron.core.dist_checkpointing.strategies.torch import (
@@ -112,12 +113,22 @@ def in_process_strategy(loaders: Loaders | None = None, threads: int = WRITE_THR
         _replace_state_dict_keys_with_sharded_keys,
         mcore_to_pyt_state_dict,
     )
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.planner import WriteItemType
+    from torch.utils.serialization import config as serialization_config
 
     table = loaders or {}
+    errors: list[BaseException] = []
 
     class LazyPlanner(MCoreSavePlanner):  # type: ignore[misc]
         def resolve_data(self, write_item: Any) -> Any:
+            try:
+                return self._resolve(write_item)
+            except BaseException as err:  # raised in a writer thread: kept for the main thread
+                errors.append(err)
+                raise
+
+        def _resolve(self, write_item: Any) -> Any:
             index = write_item.index
             loader = table.get((index.fqn, tuple(index.offset or ())))
             if write_item.type == WriteItemType.BYTE_IO or loader is None:
@@ -129,12 +140,40 @@ def in_process_strategy(loaders: Loaders | None = None, threads: int = WRITE_THR
                                  f"the checkpoint needs {tuple(chunk.chunk.sizes)}")
             return tensor.contiguous().view(chunk.chunk.sizes)
 
+    class CheckedWriter(dcp.FileSystemWriter):  # type: ignore[misc]
+        """Refuses to write `.metadata` unless every planned item was written.
+
+        torch's writer threads die on an error without telling the caller (the results of their
+        files are just missing); without this check the checkpoint would be published incomplete.
+        """
+
+        planned = 0
+
+        def prepare_local_plan(self, plan: Any) -> Any:
+            self.planned = len(plan.items)
+            return super().prepare_local_plan(plan)
+
+        def finish(self, metadata: Any, results: Any) -> None:
+            if errors:
+                raise errors[0]
+            written = sum(len(r) for r in results)
+            if written != self.planned:
+                raise RuntimeError(f"checkpoint write failed: {written} of {self.planned} items written")
+            super().finish(metadata, results)
+
     class InProcessStrategy(TorchDistSaveShardedStrategy):  # type: ignore[misc]
         def save(self, sharded_state_dict: Any, checkpoint_dir: Any) -> None:
             state, _, _ = _replace_state_dict_keys_with_sharded_keys(sharded_state_dict, self.keep_only_main_replica)
-            writer = dcp.FileSystemWriter(str(checkpoint_dir), thread_count=threads, sync_files=False)
+            writer = CheckedWriter(str(checkpoint_dir), thread_count=threads, sync_files=False)
             planner = LazyPlanner(dedup_replicated_tensors=not self.keep_only_main_replica, flatten_state_dict=False)
-            dcp.save(mcore_to_pyt_state_dict(state, False), storage_writer=writer, planner=planner)
+            # No zip CRC32 of each tensor's record (a third of torch.save's time): no reader checks it.
+            try:
+                with serialization_config.patch("save.compute_crc32", False):  # type: ignore[attr-defined]
+                    dcp.save(mcore_to_pyt_state_dict(state, False), storage_writer=writer, planner=planner)
+            except CheckpointException as err:  # a BaseException: the reader's own error instead
+                if errors:
+                    raise errors[0] from None
+                raise RuntimeError(f"checkpoint write failed: {str(err).strip().splitlines()[-1]}") from None
 
     return InProcessStrategy("torch_dist", 1, thread_count=threads)
 
