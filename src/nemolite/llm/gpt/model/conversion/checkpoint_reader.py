@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import io
 import math
+import mmap
+import pickle
+import struct
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -153,5 +158,52 @@ class CheckpointReader:
         f = files.get(info.relative_path)
         if f is None:
             f = files[info.relative_path] = open(self.path / info.relative_path, "rb")  # noqa: SIM115
+        mapped = _mapped(f, info.offset, info.length)
+        if mapped is not None:
+            return mapped
         view = io.BufferedReader(_FileView(f, info.offset, info.length), buffer_size=1 << 20)
         return torch.load(view, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
+
+
+def _mapped(f: Any, offset: int, length: int) -> torch.Tensor | None:
+    """The tensor `torch.save` wrote at [offset, offset + length) of `f`, mapped from the file.
+
+    No copy and no fresh memory: the storage record of the zip archive is memory-mapped (pages
+    of the page cache, unmapped when the tensor goes) and viewed with the saved dtype, size,
+    stride and offset, which `torch.load` reads from the archive's pickle onto the meta device.
+    None (read it with torch.load) for anything unexpected: several storages, compression, another
+    byte order.
+    """
+    view = io.BufferedReader(_FileView(f, offset, length), buffer_size=1 << 16)
+    try:
+        archive = zipfile.ZipFile(view)
+        records = [i for i in archive.infolist() if "/data/" in i.filename and not i.filename.endswith("/")]
+        order = [i for i in archive.infolist() if i.filename.endswith("/byteorder")]
+        if (len(records) != 1 or records[0].compress_type != zipfile.ZIP_STORED
+                or any(archive.read(i) != b"little" for i in order) or sys.byteorder != "little"):
+            return None
+        record = records[0]
+        view.seek(0)
+        meta = torch.load(view, map_location="meta", weights_only=True)
+        if not isinstance(meta, torch.Tensor):
+            return None
+        view.seek(record.header_offset)
+        local = view.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        start = offset + record.header_offset + 30 + name_len + extra_len
+    except (zipfile.BadZipFile, RuntimeError, ValueError, struct.error, pickle.UnpicklingError):
+        return None
+    size = record.file_size
+    itemsize = meta.element_size()
+    needed = (meta.storage_offset() + sum((n - 1) * st for n, st in zip(meta.shape, meta.stride(), strict=True))
+              + 1) * itemsize if meta.numel() else 0
+    if needed > size or size % itemsize:
+        return None
+    if size == 0:
+        return torch.empty(meta.shape, dtype=meta.dtype)
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    mapping = mmap.mmap(f.fileno(), start - aligned + size, offset=aligned, access=mmap.ACCESS_COPY)
+    flat = torch.frombuffer(mapping, dtype=torch.uint8, offset=start - aligned, count=size).view(meta.dtype)
+    return flat.as_strided(meta.shape, meta.stride(), meta.storage_offset())
