@@ -59,7 +59,11 @@ def test_reader_keys_and_written_files_are_megatrons_layout(family: str, tmp_pat
     from torch.distributed.checkpoint.metadata import BytesStorageMetadata, TensorStorageMetadata
 
     from nemolite import llm
-    from nemolite.llm.gpt.model.conversion.checkpoint_reader import CheckpointReader, checkpoint_key
+    from nemolite.llm.gpt.model.conversion.checkpoint_reader import (
+        CheckpointReader,
+        checkpoint_key,
+        read_metadata,
+    )
 
     src = tmp_path / "hf"
     hf_models.make_hf_model(family, src)
@@ -80,6 +84,14 @@ def test_reader_keys_and_written_files_are_megatrons_layout(family: str, tmp_pat
         entry.key for e in layout.values() if isinstance(e, list) for entry in e
         if type(entry).__name__ == "ShardedObject"}
     assert json.loads((weights / "metadata.json").read_text())["sharded_backend"] == "torch_dist"
+    # The export reads .metadata without torch.distributed.checkpoint: the same tensors and places.
+    full = FileSystemReader(str(weights)).read_metadata()
+    light_tensors, light_storage = read_metadata(weights / ".metadata")
+    assert light_tensors == {k: (tuple(v.size), v.properties.dtype, [(tuple(c.offsets), tuple(c.sizes))
+                                                                     for c in v.chunks])
+                             for k, v in metadata.items() if isinstance(v, TensorStorageMetadata)}
+    assert light_storage == {(i.fqn, tuple(i.offset)): (v.relative_path, v.offset, v.length)
+                             for i, v in full.storage_data.items() if i.offset is not None}
     assert sorted(p.name for p in weights.glob("*.distcp")) == ["__0_0.distcp", "__0_1.distcp"]
 
     # megatron's own loader (dist_checkpointing.load, into a one-process model) and the export

@@ -80,33 +80,89 @@ class _FileView(io.RawIOBase):
         return int(got)
 
 
+Tensors = dict[str, tuple[tuple[int, ...], torch.dtype, list[tuple[tuple[int, ...], tuple[int, ...]]]]]
+Storage = dict[tuple[str, tuple[int, ...]], tuple[str, int, int]]
+
+
+class _Loose:
+    """Stands in for a torch.distributed.checkpoint class while `.metadata` is unpickled."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict) and (
+                state[0] is None or isinstance(state[0], dict)):  # (dict, slots)
+            self.__dict__.update(state[0] or {})
+            self.__dict__.update(state[1])
+        elif isinstance(state, dict):
+            self.__dict__.update(state)
+        else:
+            self.state = state
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """`.metadata` with torch.distributed.checkpoint's classes replaced by `_Loose` ones.
+
+    Reading them takes no import of torch.distributed.checkpoint (~1 s of CPU, more than the
+    metadata of a small model takes to read); every other global is the real one.
+    """
+
+    classes: dict[tuple[str, str], type] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("torch.distributed.checkpoint"):
+            key = (module, name)
+            if key not in self.classes:
+                self.classes[key] = type(name, (_Loose,), {})
+            return self.classes[key]
+        return super().find_class(module, name)
+
+
+def read_metadata(path: Path) -> tuple[Tensors, Storage]:
+    """A DCP `.metadata` file's tensors (size, dtype, chunks) and where each chunk is stored."""
+    with open(path, "rb") as f:
+        metadata = _MetadataUnpickler(f).load()
+    tensors: Tensors = {}
+    for key, entry in metadata.state_dict_metadata.items():
+        if type(entry).__name__ != "TensorStorageMetadata":
+            continue  # bytes (megatron's sharded objects)
+        properties = entry.properties
+        dtype = properties.dtype if hasattr(properties, "dtype") else properties.state[0]
+        chunks = [(tuple(c.offsets), tuple(c.sizes)) for c in entry.chunks]
+        tensors[key] = (tuple(entry.size), dtype, chunks)
+    storage: Storage = {}
+    for index, info in metadata.storage_data.items():
+        offset = getattr(index, "offset", None)  # left out of the pickle when None
+        if offset is not None:
+            storage[(index.fqn, tuple(offset))] = (info.relative_path, int(info.offset), int(info.length))
+    return tensors, storage
+
+
 class CheckpointReader:
     """Global tensors of a `torch_dist` checkpoint directory, read by key and leading indices."""
 
     def __init__(self, path: Path) -> None:
-        from torch.distributed.checkpoint import FileSystemReader
-        from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-
         self.path = Path(path)
         try:
-            metadata = FileSystemReader(str(self.path)).read_metadata()
+            tensors, storage = read_metadata(self.path / ".metadata")
         except Exception as err:  # a missing or truncated .metadata: one line, not a traceback
             raise DataFileError(self.path / ".metadata", f"unreadable checkpoint metadata ({type(err).__name__})",
                                 "export a complete checkpoint") from None
-        self.tensors = {k: v for k, v in metadata.state_dict_metadata.items()
-                        if isinstance(v, TensorStorageMetadata)}
-        self.storage = {(index.fqn, tuple(index.offset)): info for index, info in metadata.storage_data.items()
-                        if index.offset is not None}
+        #: key -> (global size, dtype, [(chunk offsets, chunk sizes)])
+        self.tensors = tensors
+        #: (key, chunk offsets) -> (file name, offset, length)
+        self.storage = storage
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape of the tensor `name` (a state dict name, as `checkpoint_key` reads it)."""
         key, index = checkpoint_key(name)
-        return tuple(self._entry(name, key).size)[len(index):]
+        return tuple(self._entry(name, key)[0])[len(index):]
 
     def meta(self, name: str) -> torch.Tensor:
         """The tensor `name` on the meta device (its shape and saved dtype; nothing read)."""
         key, _ = checkpoint_key(name)
-        return torch.empty(self.shape(name), dtype=self._entry(name, key).properties.dtype, device="meta")
+        return torch.empty(self.shape(name), dtype=self._entry(name, key)[1], device="meta")
 
     def _entry(self, name: str, key: str) -> Any:
         entry = self.tensors.get(key)
@@ -118,14 +174,13 @@ class CheckpointReader:
     def read(self, name: str) -> torch.Tensor:
         """The tensor `name` (one layer's, one expert's), assembled from the chunks that cover it."""
         key, index = checkpoint_key(name)
-        entry = self._entry(name, key)
+        size, dtype, chunks = self._entry(name, key)
         lead = len(index)
         out: torch.Tensor | None = None
         filled = 0
         files: dict[str, Any] = {}
         try:
-            for chunk in entry.chunks:
-                offsets, sizes = tuple(chunk.offsets), tuple(chunk.sizes)
+            for offsets, sizes in chunks:
                 if any(not o <= i < o + s for i, o, s in zip(index, offsets, sizes, strict=False)):
                     continue
                 data = self._load(key, offsets, files)
@@ -134,17 +189,17 @@ class CheckpointReader:
                                         f"the metadata says {sizes}", "export a complete checkpoint")
                 part = data[tuple(i - o for i, o in zip(index, offsets, strict=False))]
                 rest = tuple(slice(o, o + s) for o, s in zip(offsets[lead:], sizes[lead:], strict=True))
-                if out is None and part.shape == tuple(entry.size)[lead:]:
+                if out is None and part.shape == size[lead:]:
                     out = part  # the chunk is the whole tensor: no copy
                 else:
                     if out is None:
-                        out = torch.empty(tuple(entry.size)[lead:], dtype=entry.properties.dtype)
+                        out = torch.empty(size[lead:], dtype=dtype)
                     out[rest].copy_(part)
                 filled += part.numel()
         finally:
             for f in files.values():
                 f.close()
-        expected = math.prod(tuple(entry.size)[lead:])
+        expected = math.prod(size[lead:])
         if out is None or filled != expected:
             raise DataFileError(self.path, f"{key} at {index}: the checkpoint holds {filled} of its {expected} "
                                 "values", "export a complete checkpoint")
@@ -155,13 +210,14 @@ class CheckpointReader:
         if info is None:
             raise DataFileError(self.path, f"chunk of {key} at {offsets} missing from the checkpoint",
                                 "export a complete checkpoint")
-        f = files.get(info.relative_path)
+        relative, offset, length = info
+        f = files.get(relative)
         if f is None:
-            f = files[info.relative_path] = open(self.path / info.relative_path, "rb")  # noqa: SIM115
-        mapped = _mapped(f, info.offset, info.length)
+            f = files[relative] = open(self.path / relative, "rb")  # noqa: SIM115
+        mapped = _mapped(f, offset, length)
         if mapped is not None:
             return mapped
-        view = io.BufferedReader(_FileView(f, info.offset, info.length), buffer_size=1 << 20)
+        view = io.BufferedReader(_FileView(f, offset, length), buffer_size=1 << 20)
         return torch.load(view, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
 
 
