@@ -18,15 +18,10 @@ from typing import Any
 import pytest
 
 from tests.llm.gpt.model import hf_models
+from tests.llm.gpt.model.test_hf_convert import _nemo_home  # noqa: F401 - the same autouse NEMO_HOME / offline
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-
-
-@pytest.fixture(autouse=True)
-def _nemo_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo_home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def _layout(family: str, directory: Path) -> tuple[Any, dict[str, Any]]:
