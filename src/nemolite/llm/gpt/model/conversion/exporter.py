@@ -1,8 +1,10 @@
 """Heavy: a nemolite checkpoint (imported or trained, saved under any layout) -> a Hugging Face
 model directory that `AutoModelForCausalLM.from_pretrained` loads.
 
-The checkpoint is loaded into a one-process megatron model; tensors go through the family table
-backwards and out into safetensors shards of at most `max_shard_bytes`, written one by one. The
+The checkpoint's tensors are read straight from its files (`checkpoint_reader`: no model, no
+megatron; a LoRA fine-tune's go through a one-process megatron model to merge the adapters), go
+through the family table backwards and out into safetensors shards of at most `max_shard_bytes`,
+streamed one tensor at a time (the shapes, hence the headers, are known before any data is read). The
 config comes from the model config through the same table (on top of the imported model's own
 config.json when there is one), and the tokenizer saved at import is copied along. Published
 atomically, like an import.
@@ -10,11 +12,15 @@ atomically, like an import.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import math
 import shutil
+import struct
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,98 +97,117 @@ def read_saved(path: str | Path) -> SavedModel:
     return SavedModel(checkpoint, config, family_for(model_class, config), dtype, context, meta)
 
 
-class ShardWriter:
-    """Writes tensors into numbered safetensors shards and the index, like save_pretrained."""
+#: torch dtype -> safetensors dtype name.
+SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                      torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+                      torch.uint8: "U8", torch.bool: "BOOL"}
 
-    def __init__(self, directory: Path, max_bytes: int = MAX_SHARD_BYTES) -> None:
-        self.directory = directory
-        self.max_bytes = max_bytes
-        self.pending: dict[str, torch.Tensor] = {}
-        self.pending_bytes = 0
-        self.files: list[tuple[str, list[str]]] = []
-        self.total = 0
-
-    def add(self, name: str, tensor: torch.Tensor) -> None:
-        """Queues a tensor; writes the pending shard first when this one would overflow it."""
-        size = tensor.numel() * tensor.element_size()
-        if self.pending and self.pending_bytes + size > self.max_bytes:
-            self.flush()
-        self.pending[name] = tensor.detach().contiguous()
-        self.pending_bytes += size
-        self.total += size
-
-    def flush(self) -> None:
-        """Writes the pending tensors as the next shard."""
-        from safetensors.torch import save_file
-
-        if not self.pending:
-            return
-        name = f"part-{len(self.files):05d}.safetensors"
-        save_file(self.pending, str(self.directory / name), metadata={"format": "pt"})
-        self.files.append((name, list(self.pending)))
-        self.pending, self.pending_bytes = {}, 0
-
-    def close(self) -> None:
-        """Flushes the last shard and names the files as transformers does (one file, or an index)."""
-        self.flush()
-        if len(self.files) == 1:
-            (self.directory / self.files[0][0]).rename(self.directory / "model.safetensors")
-            return
-        n = len(self.files)
-        weight_map = {}
-        for i, (tmp_name, names) in enumerate(self.files):
-            final = f"model-{i + 1:05d}-of-{n:05d}.safetensors"
-            (self.directory / tmp_name).rename(self.directory / final)
-            weight_map.update(dict.fromkeys(names, final))
-        index = {"metadata": {"total_size": self.total}, "weight_map": dict(sorted(weight_map.items()))}
-        (self.directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+#: One output tensor: its HF name, shape, and the step that makes it (and which of its outputs).
+Planned = tuple[str, tuple[int, ...], converter.Step, int]
 
 
-def write_weights(weights: dict[str, Any], saved: SavedModel, directory: Path, max_shard_bytes: int) -> int:
-    """Streams the megatron tensors through the family table into shards; returns the count.
+def plan_shards(saved: SavedModel, shapes: dict[str, tuple[int, ...]], max_bytes: int) -> list[list[Planned]]:
+    """The output tensors (names, shapes) grouped into shards of at most `max_bytes`, in plan order.
 
-    `weights` maps each megatron name to its tensor, or (a fused SwiGLU `linear_fc1`, as
-    `read_weights` gives it) to its [gate, up] halves.
+    `shapes` gives each megatron tensor's shape: the HF shapes follow from the family's transforms,
+    run on meta tensors, so the shards and their headers are known before any data is read.
     """
     config = saved.config
     vocab = int(config.vocab_size or 0)
-    writer = ShardWriter(directory, max_shard_bytes)
-    count = 0
+    size = torch.empty((), dtype=saved.dtype).element_size()
+    shards: list[list[Planned]] = [[]]
+    used = 0
     for step in converter.plan(saved.family, config):
-        value = weights[step.ours]
-        tensors = list(value) if isinstance(value, list | tuple) else converter.to_hf(step, value, config, vocab)
-        for name, tensor in zip(step.hf, tensors, strict=True):
-            writer.add(name, tensor.to(saved.dtype))
-            count += 1
-    writer.close()
-    return count
+        meta = torch.empty(shapes[step.ours], device="meta")
+        for i, (name, tensor) in enumerate(zip(step.hf, converter.to_hf(step, meta, config, vocab), strict=True)):
+            nbytes = tensor.numel() * size
+            if shards[-1] and used + nbytes > max_bytes:
+                shards.append([])
+                used = 0
+            shards[-1].append((name, tuple(tensor.shape), step, i))
+            used += nbytes
+    return shards
 
 
-def read_weights(saved: SavedModel) -> dict[str, Any]:
-    """A checkpoint's weights (without LoRA adapters) by megatron name, read with no model built.
+def _write_shard(path: Path, tensors: list[Planned], dtype: torch.dtype,
+                 fetch: Callable[[converter.Step], list[torch.Tensor]]) -> int:
+    """One safetensors file, written tensor by tensor (the header first: the shapes are known)."""
+    size = torch.empty((), dtype=dtype).element_size()
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape, _, _ in tensors:
+        end = offset + math.prod(shape) * size
+        header[name] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, end]}
+        offset = end
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        cached: tuple[converter.Step, list[torch.Tensor]] | None = None
+        for name, shape, step, i in tensors:
+            if cached is None or cached[0] is not step:
+                cached = (step, fetch(step))
+            tensor = cached[1][i].to(dtype).contiguous()
+            if tuple(tensor.shape) != shape:
+                raise DataFileError(name, f"shape {tuple(tensor.shape)}, planned {shape}",
+                                    "export a checkpoint of this model (its config and weights disagree)")
+            f.write(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return offset
 
-    The one-process model is built on the meta device only for its checkpoint keys and shapes; the
-    loader fills freshly allocated tensors, and a fused SwiGLU weight stays as its two saved halves
-    (no concatenation to split again for Hugging Face). Needs megatron_io's one-process world.
+
+def write_weights(saved: SavedModel, directory: Path, max_shard_bytes: int, shapes: dict[str, tuple[int, ...]],
+                  fetch: Callable[[converter.Step], list[torch.Tensor]]) -> int:
+    """The model's safetensors shards (and index, as save_pretrained writes them); returns the count.
+
+    `fetch(step)` gives one plan step's HF tensors; shards are written one tensor at a time, so
+    only the tensors of the step being written are in memory.
     """
-    from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
+    shards = plan_shards(saved, shapes, max_shard_bytes)
+    n = len(shards)
+    names = ["model.safetensors"] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+    total = sum(_write_shard(directory / name, shard, saved.dtype, fetch) for name, shard in zip(names, shards,
+                                                                                              strict=True))
+    if n > 1:
+        weight_map = {t[0]: name for name, shard in zip(names, shards, strict=True) for t in shard}
+        index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+        (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    return sum(len(shard) for shard in shards)
 
-    from nemolite.lightning import megatron_checkpoint as ckpt
-    from nemolite.llm.gpt.model.conversion import megatron_io
 
-    state = megatron_io.sharded_layout(saved.config, int(saved.config.vocab_size or 0), saved.dtype)
-    template: dict[str, Any] = {}
-    for key, entry in state.items():
-        parts = entry.build() if isinstance(entry, ShardedTensorFactory) else entry
-        if not isinstance(parts, list):
-            parts = [parts]
-        if not all(isinstance(p, ShardedTensor) for p in parts):
-            continue  # _extra_state objects: nothing to export
-        for part in parts:
-            part.data = torch.empty(part.local_shape, dtype=part.data.dtype)
-        template[key] = parts if len(parts) > 1 else parts[0]
-    loaded = ckpt.load({"state_dict": {"model0": template}}, saved.checkpoint)
-    return dict(loaded["state_dict"]["model0"])
+def checkpoint_fetch(saved: SavedModel) -> tuple[dict[str, tuple[int, ...]], Callable[[converter.Step],
+                                                                                     list[torch.Tensor]]]:
+    """(megatron shapes, fetch) reading the checkpoint's files directly (`checkpoint_reader`).
+
+    No model and no megatron: each step's tensor is read from whichever chunks of the checkpoint
+    (saved under any layout) cover it, and a fused SwiGLU weight is split into its halves by the
+    family's transform as for any other tensor.
+    """
+    from nemolite.llm.gpt.model.conversion.checkpoint_reader import CheckpointReader
+
+    reader = CheckpointReader(saved.checkpoint)
+    config = saved.config
+    vocab = int(config.vocab_size or 0)
+    steps = list(converter.plan(saved.family, config))
+    shapes = {step.ours: reader.shape(step.ours) for step in steps}
+
+    def fetch(step: converter.Step) -> list[torch.Tensor]:
+        return converter.to_hf(step, reader.read(step.ours), config, vocab)
+
+    return shapes, fetch
+
+
+def model_fetch(weights: dict[str, torch.Tensor], saved: SavedModel) -> tuple[
+        dict[str, tuple[int, ...]], Callable[[converter.Step], list[torch.Tensor]]]:
+    """(megatron shapes, fetch) from an in-memory model's state dict (a LoRA fine-tune, merged)."""
+    config = saved.config
+    vocab = int(config.vocab_size or 0)
+    shapes = {step.ours: tuple(weights[step.ours].shape) for step in converter.plan(saved.family, config)}
+
+    def fetch(step: converter.Step) -> list[torch.Tensor]:
+        return converter.to_hf(step, weights[step.ours], config, vocab)
+
+    return shapes, fetch
 
 
 def write_config(saved: SavedModel, directory: Path) -> None:
@@ -249,8 +274,10 @@ def export_hf(path: str | Path, output_path: str | Path, overwrite: bool = False
                           "use target=hf for a fully fine-tuned or imported model")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    # The weights as saved are read from the files; a LoRA fine-tune's go through a megatron model.
+    needs_model = target == "hf-peft" or saved.peft is not None
     try:
-        with megatron_io.single_process_megatron():
+        with megatron_io.single_process_megatron() if needs_model else contextlib.nullcontext():
             if target == "hf-peft":
                 from nemolite.llm.peft.merge import write_peft_adapter
 
@@ -258,15 +285,15 @@ def export_hf(path: str | Path, output_path: str | Path, overwrite: bool = False
                 count = write_peft_adapter(load_model(saved), list(converter.plan(saved.family, saved.config)),
                                            saved.config, saved.peft or {}, tmp, base)
             else:
-                if saved.peft is None:  # the weights as saved: no model needed
-                    weights = read_weights(saved)
+                if saved.peft is None:  # the weights as saved: read from the files, no model
+                    shapes, fetch = checkpoint_fetch(saved)
                 else:  # LoRA adapters merged into their weights, in the model
                     from nemolite.llm.peft.merge import merge_adapters
 
                     model = load_model(saved)
                     merge_adapters(model)
-                    weights = model.state_dict()
-                count = write_weights(weights, saved, tmp, max_shard_bytes)
+                    shapes, fetch = model_fetch(model.state_dict(), saved)
+                count = write_weights(saved, tmp, max_shard_bytes, shapes, fetch)
                 write_config(saved, tmp)
         store.publish_dir(tmp, final, overwrite=overwrite)
     except BaseException:

@@ -103,8 +103,13 @@ def read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def _check_shard(path: Path) -> list[str]:
-    """The tensor names of one safetensors file, after checking its header and size."""
+#: safetensors dtype names -> torch dtype names.
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                      "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def _check_shard(path: Path) -> dict[str, dict[str, Any]]:
+    """The tensors (name -> header entry) of one safetensors file, after checking its header and size."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         raw = f.read(8)
@@ -121,7 +126,7 @@ def _check_shard(path: Path) -> list[str]:
     if 8 + n + end > size:
         raise DataFileError(path, f"truncated safetensors file ({size} bytes, needs {8 + n + end})",
                             "re-download the model")
-    return [k for k in header if k != "__metadata__"]
+    return {k: v for k, v in header.items() if k != "__metadata__"}
 
 
 class ShardReader:
@@ -133,9 +138,11 @@ class ShardReader:
             raise DataFileError(directory, "no *.safetensors weights (only safetensors is read)",
                                 "save the model with save_pretrained(safe_serialization=True)")
         self.where: dict[str, Path] = {}
+        self.header: dict[str, dict[str, Any]] = {}
         for path in files:
-            for name in _check_shard(path):
+            for name, entry in _check_shard(path).items():
                 self.where[name] = path
+                self.header[name] = entry
 
     def __enter__(self) -> ShardReader:
         return self
@@ -155,6 +162,20 @@ class ShardReader:
         # while the model fills (the header parse this repeats is tiny next to the tensor).
         with safe_open(str(path), framework="pt") as f:
             return f.get_tensor(name)
+
+    def meta(self, name: str) -> Any:
+        """The tensor `name` on the meta device (shape and dtype from the header, no data read)."""
+        import torch
+
+        entry = self.header.get(name)
+        if entry is None:
+            raise DataFileError(name, "tensor missing from the safetensors files",
+                                "the weights do not match config.json; re-download the model")
+        dtype = SAFETENSORS_DTYPES.get(str(entry.get("dtype")))
+        if dtype is None:
+            raise DataFileError(self.where[name], f"tensor {name}: unsupported dtype {entry.get('dtype')!r}",
+                                f"convert the weights to one of {', '.join(SAFETENSORS_DTYPES)}")
+        return torch.empty(tuple(entry["shape"]), dtype=getattr(torch, dtype), device="meta")
 
     def names(self) -> Iterator[str]:
         """Every tensor name in the shards."""

@@ -1,21 +1,22 @@
 """Heavy: a Hugging Face model -> a nemolite model directory (weights, config, tokenizer).
 
-Tensors stream from the safetensors shards through the family table into a megatron model built
-without random initialisation, which is then saved as the `torch_dist` checkpoint training runs
-restore. Everything is written into a hidden temporary directory next to the destination and
+Tensors stream from the safetensors shards through the family table into the `torch_dist`
+checkpoint training runs restore: the checkpoint's keys and shapes come from a megatron model
+built on the meta device, and each tensor is read and converted when the writer reaches it. Everything is written into a hidden temporary directory next to the destination and
 renamed into place at the end: an import that fails leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,6 +25,9 @@ from nemolite.lightning import model_store as store
 from nemolite.llm.gpt.model.base import GPTConfig, GPTModel
 from nemolite.llm.gpt.model.conversion import converter, hf_config, hf_source
 from nemolite.llm.gpt.model.conversion import families as fam
+
+if TYPE_CHECKING:
+    from nemolite.llm.gpt.model.conversion.megatron_io import Loaders
 
 log = logging.getLogger("nemolite.convert")
 
@@ -63,47 +67,56 @@ def _dtype(hf: dict[str, Any]) -> torch.dtype:
 
 
 def sharded_state_from_hf(reader: hf_source.ShardReader, family: fam.Family, config: GPTConfig,
-                          state: dict[str, Any], padded_vocab: int) -> tuple[dict[str, Any], int]:
-    """`state` (`megatron_io.sharded_layout`) with every weight read from the HF shards; (state, tensors read).
+                          state: dict[str, Any], padded_vocab: int) -> tuple[dict[str, Any], Loaders, int]:
+    """`state` (`megatron_io.sharded_layout`) mapped to the HF shards; (state, loaders, tensors mapped).
 
-    The layout gives each tensor's checkpoint key, shape and offsets, and the HF tensors
-    (converted through the family table) become the data that is saved. Nothing is materialised twice: no model weights to copy into, and megatron's fused
-    gate/up weight (`linear_fc1` of a SwiGLU MLP) is saved from the two HF tensors as they are read,
-    where filling a real model would concatenate them and the checkpoint writer would copy the two
-    halves out again.
+    The layout gives each tensor's checkpoint key, shape and offsets; every shape is checked here
+    against the safetensors headers (the transforms run on meta tensors), before anything is
+    written, and each shard of the checkpoint gets a loader that reads and converts its HF tensors
+    when the writer comes to it (`megatron_io.in_process_strategy`): the import holds about one
+    tensor at a time, not the model. megatron's fused gate/up weight (`linear_fc1` of a SwiGLU
+    MLP) is saved as its two halves, straight from the two HF tensors.
     """
     from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
 
     used: set[str] = set()
+    loaders: Loaders = {}
+    filled: set[str] = set()
     for step in converter.plan(family, config):
-        tensors = [reader.get(name) for name in step.hf]
+        metas = [reader.meta(name) for name in step.hf]
         entry = state.get(step.ours)
         if isinstance(entry, ShardedTensorFactory) and step.op == fam.GATE_UP:
-            parts, values = entry.build(), tensors  # [gate rows, up rows] of the fused weight
+            parts, values = entry.build(), metas  # [gate rows, up rows] of the fused weight
+            reads = [functools.partial(reader.get, name) for name in step.hf]
         elif isinstance(entry, ShardedTensor):
-            parts, values = [entry], [converter.to_ours(step, tensors, config, padded_vocab)]
+            parts, values = [entry], [converter.to_ours(step, metas, config, padded_vocab)]
+            reads = [functools.partial(_convert, reader, step, config, padded_vocab)]
         else:
-            parts, values = [], []
+            parts, values, reads = [], [], []
         if not parts or len(parts) != len(values) or any(
                 tuple(p.local_shape) != tuple(v.shape) for p, v in zip(parts, values, strict=True)):
             shapes = [tuple(p.local_shape) for p in parts] or None
-            raise DataFileError(step.hf[0], f"shape {tuple(tensors[0].shape)} does not fit {step.ours} {shapes}",
+            raise DataFileError(step.hf[0], f"shape {tuple(metas[0].shape)} does not fit {step.ours} {shapes}",
                                 "the weights do not match config.json; re-download the model")
-        for part, value in zip(parts, values, strict=True):
-            part.data = value.to(part.data.dtype).contiguous()
+        for part, read in zip(parts, reads, strict=True):
+            loaders[(part.key, tuple(part.global_offset))] = read
         state[step.ours] = parts if len(parts) > 1 else parts[0]
+        filled.add(step.ours)
         used.update(step.hf)
     unused = sorted(set(reader.names()) - used - {"lm_head.weight"})
     if unused:
         raise DataFileError(unused[0], f"{len(unused)} tensor(s) nemolite does not map (e.g. this one)",
                             "this checkpoint has parts the model family does not; not importable")
     empty = [key for key, value in state.items()
-             if isinstance(value, ShardedTensorFactory)
-             or (isinstance(value, ShardedTensor) and value.data.device.type == "meta")]
+             if isinstance(value, ShardedTensorFactory | ShardedTensor) and key not in filled]
     if empty:
         raise DataFileError(empty[0], f"{len(empty)} weight(s) of the model not in the family table (e.g. this one)",
                             "this model family's conversion table is incomplete")
-    return state, len(used)
+    return state, loaders, len(used)
+
+
+def _convert(reader: hf_source.ShardReader, step: converter.Step, config: GPTConfig, padded_vocab: int) -> Any:
+    return converter.to_ours(step, [reader.get(name) for name in step.hf], config, padded_vocab)
 
 
 def _copy_context(src: Path, context: Path, hf: dict[str, Any], config: GPTConfig, model_class: str,
@@ -152,12 +165,12 @@ def import_hf(model: GPTModel | None, source: str, output_path: str | Path | Non
             vocab = int(config.vocab_size or hf["vocab_size"])
             padded = mc.padded_vocab_size(vocab, config.make_vocab_size_divisible_by, 1)
             layout = megatron_io.sharded_layout(config, vocab, dtype)
-            state, count = sharded_state_from_hf(reader, family, config, layout, padded)
+            state, loaders, count = sharded_state_from_hf(reader, family, config, layout, padded)
             _copy_context(src.directory, tmp / store.CONTEXT, hf, config, model_class, source)
             meta = checkpoint_meta(config, model_class, dtype, source)
             meta["context"] = str(final / store.CONTEXT)
-            megatron_io.save_checkpoint_state({"model0": state}, tmp / store.WEIGHTS, meta)
-            del layout, state
+            megatron_io.save_checkpoint_state({"model0": state}, tmp / store.WEIGHTS, meta, loaders)
+            del layout, state, loaders
         store.publish_dir(tmp, final, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,30 +75,6 @@ def build_model(cfg: GPTConfig, vocab_size: int, dtype: torch.dtype, *, initiali
     return model
 
 
-@contextlib.contextmanager
-def _in_process_results_queue() -> Iterator[None]:
-    """A thread queue for megatron's checkpoint-writer results, for this synchronous save.
-
-    Works around megatron/core/dist_checkpointing/strategies/filesystem_async.py
-    `_get_write_results_queue`, which starts a "spawn" multiprocessing Manager on the first save:
-    that re-imports the caller's `__main__` (failing in scripts without a main guard) and outlives
-    the conversion. A synchronous save puts and gets its results in this process, so a plain
-    queue is enough; megatron's global is put back afterwards for a training run's async saves.
-    """
-    import queue
-
-    from megatron.core.dist_checkpointing.strategies import filesystem_async
-
-    if filesystem_async._results_queue is not None:
-        yield
-        return
-    filesystem_async._results_queue = queue.Queue()
-    try:
-        yield
-    finally:
-        filesystem_async._results_queue = None
-
-
 def sharded_layout(cfg: GPTConfig, vocab_size: int, dtype: torch.dtype) -> dict[str, Any]:
     """The one-process model's sharded state dict, the model built on the meta device.
 
@@ -113,20 +88,113 @@ def sharded_layout(cfg: GPTConfig, vocab_size: int, dtype: torch.dtype) -> dict[
     return model_sharded_state_dict([model])["model0"]
 
 
-def save_checkpoint_state(state: dict[str, Any], path: Path, meta: dict[str, Any]) -> None:
-    """Writes a model's sharded state dict (`{"model0": ...}`) and the checkpoint marker."""
+#: Lazily read tensors of a save, by (checkpoint key, global offset) of their shard.
+Loaders = dict[tuple[str, tuple[int, ...]], Callable[[], torch.Tensor]]
+
+#: Writer threads (and files) of a conversion's save, as megatron's torch_dist writer uses.
+WRITE_THREADS = 2
+
+
+def in_process_strategy(loaders: Loaders | None = None, threads: int = WRITE_THREADS) -> Any:
+    """megatron's `torch_dist` save strategy, written in this process by torch's FileSystemWriter.
+
+    The files are the ones megatron's own writer makes (the same planner, `__0_<i>.distcp` shards
+    and `.metadata`), without its forked writer process, its per-file fsync or its results queue
+    (megatron/core/dist_checkpointing/strategies/filesystem_async.py): a conversion publishes its
+    output by renaming a temporary directory, so an interrupted one leaves no checkpoint behind.
+    A tensor whose shard has a loader in `loaders` is read only when its turn to be written comes
+    (its sharded tensor may hold a meta tensor): the save never holds the whole model in memory.
+    Records are written without their zip CRC32, which neither torch.load nor megatron checks.
+    """
+    import torch.distributed.checkpoint as dcp
+    from megatron.core.dist_checkpointing.strategies.torch import (
+        MCoreSavePlanner,
+        TorchDistSaveShardedStrategy,
+        _replace_state_dict_keys_with_sharded_keys,
+        mcore_to_pyt_state_dict,
+    )
+    from torch.distributed.checkpoint.api import CheckpointException
+    from torch.distributed.checkpoint.planner import WriteItemType
+    from torch.utils.serialization import config as serialization_config
+
+    table = loaders or {}
+    errors: list[BaseException] = []
+
+    class LazyPlanner(MCoreSavePlanner):  # type: ignore[misc]
+        def resolve_data(self, write_item: Any) -> Any:
+            try:
+                return self._resolve(write_item)
+            except BaseException as err:  # raised in a writer thread: kept for the main thread
+                errors.append(err)
+                raise
+
+        def _resolve(self, write_item: Any) -> Any:
+            index = write_item.index
+            loader = table.get((index.fqn, tuple(index.offset or ())))
+            if write_item.type == WriteItemType.BYTE_IO or loader is None:
+                return super().resolve_data(write_item)
+            chunk = write_item.tensor_data
+            tensor = loader().to(chunk.properties.dtype)
+            if tensor.numel() != chunk.chunk.sizes.numel():
+                raise ValueError(f"{index.fqn} at {tuple(index.offset)}: loaded {tuple(tensor.shape)}, "
+                                 f"the checkpoint needs {tuple(chunk.chunk.sizes)}")
+            return tensor.contiguous().view(chunk.chunk.sizes)
+
+    class CheckedWriter(dcp.FileSystemWriter):  # type: ignore[misc]
+        """Refuses to write `.metadata` unless every planned item was written.
+
+        torch's writer threads die on an error without telling the caller (the results of their
+        files are just missing); without this check the checkpoint would be published incomplete.
+        """
+
+        planned = 0
+
+        def prepare_local_plan(self, plan: Any) -> Any:
+            self.planned = len(plan.items)
+            return super().prepare_local_plan(plan)
+
+        def finish(self, metadata: Any, results: Any) -> None:
+            if errors:
+                raise errors[0]
+            written = sum(len(r) for r in results)
+            if written != self.planned:
+                raise RuntimeError(f"checkpoint write failed: {written} of {self.planned} items written")
+            super().finish(metadata, results)
+
+    class InProcessStrategy(TorchDistSaveShardedStrategy):  # type: ignore[misc]
+        def save(self, sharded_state_dict: Any, checkpoint_dir: Any) -> None:
+            state, _, _ = _replace_state_dict_keys_with_sharded_keys(sharded_state_dict, self.keep_only_main_replica)
+            writer = CheckedWriter(str(checkpoint_dir), thread_count=threads, sync_files=False)
+            planner = LazyPlanner(dedup_replicated_tensors=not self.keep_only_main_replica, flatten_state_dict=False)
+            # No zip CRC32 of each tensor's record (a third of torch.save's time): no reader checks it.
+            try:
+                with serialization_config.patch("save.compute_crc32", False):  # type: ignore[attr-defined]
+                    dcp.save(mcore_to_pyt_state_dict(state, False), storage_writer=writer, planner=planner)
+            except CheckpointException as err:  # a BaseException: the reader's own error instead
+                if errors:
+                    raise errors[0] from None
+                raise RuntimeError(f"checkpoint write failed: {str(err).strip().splitlines()[-1]}") from None
+
+    return InProcessStrategy("torch_dist", 1, thread_count=threads)
+
+
+def save_checkpoint_state(state: dict[str, Any], path: Path, meta: dict[str, Any],
+                          loaders: Loaders | None = None) -> None:
+    """Writes a model's sharded state dict (`{"model0": ...}`) and the checkpoint marker.
+
+    The same `torch_dist` checkpoint a training run saves (loads into any layout), written in this
+    process (`in_process_strategy`, with `loaders` for tensors read as they are written).
+    """
     import json
 
-    from nemolite.lightning import megatron_checkpoint as ckpt
+    from megatron.core import dist_checkpointing
+
     from nemolite.lightning.exp_ckpt_dir import MARKER
 
     path.mkdir(parents=True, exist_ok=True)
-    with _in_process_results_queue():
-        ckpt.save({"state_dict": state}, path)
+    dist_checkpointing.save({"state_dict": state}, str(path), sharded_strategy=in_process_strategy(loaders))
     with open(path / MARKER, "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def load_checkpoint(model: Any, path: Path) -> None:
