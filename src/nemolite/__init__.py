@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Without CUDA, megatron-core's fusers need not import TorchDynamo and Inductor (about half of
+# megatron's import time); see nemolite/backends/megatron_jit.py. No torch import here.
+from nemolite.backends import megatron_jit as _megatron_jit  # noqa: E402
+
+_megatron_jit.install()
+
 _SUBMODULES = ("llm", "asr", "lightning", "backends", "errors")
 
 if TYPE_CHECKING:
