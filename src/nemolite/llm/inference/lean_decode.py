@@ -25,6 +25,7 @@ biases on every linear layer, ...); the engine then runs megatron's own forward 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +37,8 @@ log = logging.getLogger("nemolite.generate")
 _NORMS = (torch.nn.RMSNorm, torch.nn.LayerNorm)
 
 
-def unsupported_reason(model: torch.nn.Module) -> str | None:
-    """Why `LeanDecoder` cannot run `model` exactly as megatron would, or None when it can."""
+def unsupported_reason(model: Any) -> str | None:
+    """Why `LeanDecoder` cannot run `model` (a torch module) exactly as megatron would, or None when it can."""
     from megatron.core.models.gpt import GPTModel
     from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
     from megatron.core.transformer.attention import SelfAttention
@@ -137,23 +138,23 @@ def _rope(t: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch
 class LeanDecoder:
     """Holds references to a supported GPTModel's tensors; `session` starts one generation batch."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: Any) -> None:
         from megatron.core import parallel_state
 
         self.model = model
         config = model.config
-        self.tp = parallel_state.get_tensor_model_parallel_world_size()
+        self.tp: int = parallel_state.get_tensor_model_parallel_world_size()
         self.tp_group = parallel_state.get_tensor_model_parallel_group() if self.tp > 1 else None
-        self.heads = config.num_attention_heads // self.tp
-        self.groups = (config.num_query_groups or config.num_attention_heads) // self.tp
-        self.head_dim = config.kv_channels
-        self.activation = config.activation_func
-        self.gated = config.gated_linear_unit
+        self.heads: int = config.num_attention_heads // self.tp
+        self.groups: int = (config.num_query_groups or config.num_attention_heads) // self.tp
+        self.head_dim: int = config.kv_channels
+        self.activation: Callable[[torch.Tensor], torch.Tensor] = config.activation_func
+        self.gated: bool = config.gated_linear_unit
         self.layers = [self._layer(layer) for layer in model.decoder.layers]
-        self.scale = model.decoder.layers[0].self_attention.core_attention.softmax_scale
-        self.final_norm = model.decoder.final_layernorm
-        self.output_weight = (model.shared_embedding_or_output_weight() if model.share_embeddings_and_output_weights
-                              else model.output_layer.weight)
+        self.scale: float = model.decoder.layers[0].self_attention.core_attention.softmax_scale
+        self.final_norm: torch.nn.Module = model.decoder.final_layernorm
+        self.output_weight: torch.Tensor = (model.shared_embedding_or_output_weight()
+                                            if model.share_embeddings_and_output_weights else model.output_layer.weight)
 
     @staticmethod
     def _layer(layer: Any) -> _Layer:
