@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         reference = make_model(Path(tmp) / "hf")
@@ -116,8 +117,10 @@ def main() -> None:
                          f"{theirs[0] / ours[0]:.2f}x", f"{ours[1] * 1000:.0f}", f"{theirs[1] * 1000:.0f}"])
     report("generate", f"Greedy generation, {params:.0f}M-parameter Llama, fp32 CPU, {args.new_tokens} new tokens",
            ["batch", "nemolite tok/s", "transformers tok/s", "speed-up", "nemolite TTFT ms", "transformers TTFT ms"],
-           rows, notes=f"torch threads: {torch.get_num_threads()}; best of {args.repeats} after a warm-up call on each "
-           f"side; same weights, same process; load average {os.getloadavg()[0]:.1f} at the end. "
+           rows, notes=f"nemolite decode path: {engine.path}; torch threads: {torch.get_num_threads()}; "
+           f"best of {args.repeats} after a warm-up call on each "
+           f"side; same weights, same process; load average {load_at_start:.1f} at the start, "
+           f"{os.getloadavg()[0]:.1f} at the end. "
            "transformers' TTFT is measured with its streamer (batch 1 only).")
 
 
