@@ -33,6 +33,7 @@ def generate_tp2(run_dir: Path, out: Path) -> None:
     result = {
         "greedy": [r.generated_tokens for r in greedy_out],
         "log_probs": [r.generated_log_probs for r in greedy_out],
+        "path": engine.path,
         "sampled": [r.generated_tokens for r in generate_with_engine(engine, PROMPTS, sampled)],
     }
     if torch.distributed.get_rank() == 0:

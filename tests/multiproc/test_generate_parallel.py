@@ -48,6 +48,7 @@ def _generate(path: Path, params: llm.CommonInferenceParams) -> list[Any]:
 
 def test_tp2_generates_the_tokens_of_one_process(runs: dict[str, Any]) -> None:
     greedy = _generate(runs["run_dir"], GREEDY)
+    assert runs["tp2"]["path"] == "lean"  # the lean decode path, all-reducing over the TP group
     assert runs["tp2"]["greedy"] == [r.generated_tokens for r in greedy]
     for got, want in zip(runs["tp2"]["log_probs"], greedy):
         # Row-parallel layers add two partial matmuls: float sums in another order.

@@ -113,6 +113,8 @@ def test_lora_checkpoint_generates_with_adapters_unmerged(tmp_path: Path) -> Non
     merged = _merged_engine(adapted, lora)
     want = generate_with_engine(merged, PROMPTS, _greedy(12))
     assert [r.generated_tokens for r in got] == [r.generated_tokens for r in want]
+    # The hooked adapters take megatron's forward; the merged plain model the lean decode path.
+    assert (adapted.path, merged.path) == ("megatron", "lean")
     write_checkpoint(tmp_path / "base", tiny_config())
     base = generate_with_engine(load_engine(tmp_path / "base"), PROMPTS, _greedy(12))
     assert [r.generated_tokens for r in got] != [r.generated_tokens for r in base]

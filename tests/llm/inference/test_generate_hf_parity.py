@@ -3,7 +3,8 @@
 For each family's tiny random model (tests/llm/gpt/model/hf_models.py), saved with a small word-level
 tokenizer and imported with `llm.import_ckpt`: `llm.generate` on `nemo://...` gives exactly
 transformers' greedy tokens for 64 new tokens on a batch of 3 prompts of different lengths, and
-per-token log-probs within 1e-5 of transformers' raw logits.
+per-token log-probs within 1e-5 of transformers' raw logits. The dense families run the lean decode
+path (llm/inference/lean_decode.py), the mixture-of-experts ones megatron's forward.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 NEW_TOKENS = 64
+MOE_FAMILIES = ("mixtral", "qwen3_moe")
 PROMPTS = ["w5 w17 w42 w8 w99 w23 w61", "w3", "w77 w12 w30"]
 
 
@@ -43,7 +45,10 @@ def _transformers_greedy(model, tokenizer_dir: Path) -> tuple[list[list[int]], l
 
 
 @pytest.mark.parametrize("family", hf_models.FAMILIES)
-def test_greedy_generation_equals_transformers(family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_greedy_generation_equals_transformers(family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
     from nemolite import llm
 
     monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo_home"))
@@ -53,8 +58,12 @@ def test_greedy_generation_equals_transformers(family: str, tmp_path: Path, monk
     save_word_tokenizer(src, hf_models.VOCAB)
     want_tokens, want_lps = _transformers_greedy(reference, src)
     llm.import_ckpt(source=str(src), output_path=str(tmp_path / "nemo_home" / "models" / "tiny" / family))
-    got = llm.generate(path=f"nemo://tiny/{family}", prompts=PROMPTS, inference_params=llm.CommonInferenceParams(
-        temperature=0.0, num_tokens_to_generate=NEW_TOKENS, return_log_probs=True, skip_prompt_log_probs=True))
+    with caplog.at_level(logging.DEBUG, logger="nemolite.generate"):
+        got = llm.generate(path=f"nemo://tiny/{family}", prompts=PROMPTS, inference_params=llm.CommonInferenceParams(
+            temperature=0.0, num_tokens_to_generate=NEW_TOKENS, return_log_probs=True, skip_prompt_log_probs=True))
+    # The dense families decode on the lean path; the experts' MLPs fall back to megatron's forward.
+    fallback = [r.getMessage() for r in caplog.records if "runs megatron's forward" in r.getMessage()]
+    assert bool(fallback) == (family in MOE_FAMILIES), fallback
     assert [r.generated_tokens for r in got] == want_tokens
     assert len({tuple(t) for t in want_tokens}) == len(PROMPTS)  # the prompts lead to different texts
     assert max(len(t) for t in want_tokens) == NEW_TOKENS

@@ -1,14 +1,20 @@
 """Heavy: a checkpoint's model ready for inference: full-sequence log-probs and KV-cached generation.
 
-Generation runs megatron-core's static KV cache (`StaticInferenceContext`, the one its own
-`TextGenerationController` uses): every prompt of a batch is right-padded, the shortest prompt is
+Generation works as megatron-core's own `TextGenerationController` with its static KV cache
+(`StaticInferenceContext`) does: every prompt of a batch is right-padded, the shortest prompt is
 prefilled in one forward pass, and then one position per step is decoded for the whole batch; a
 row whose prompt is longer keeps its own prompt token there instead of the sampled one. With a
 causal mask this computes exactly what each prompt alone would, with no attention mask to build.
+
+The steps run through `lean_decode.LeanDecoder` (the same arithmetic on the model's own tensors,
+without megatron's per-layer module overhead) whenever the model is one it reproduces; otherwise
+(mixture of experts, unmerged LoRA adapters, TransformerEngine layers, ...) through megatron's own
+forward with its `StaticInferenceContext` KV cache, logged at debug level with the reason.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +24,8 @@ import torch.nn.functional as F
 
 from nemolite.llm.inference.params import CommonInferenceParams
 from nemolite.llm.inference.sampling import mask_padded_vocab, sample
+
+log = logging.getLogger("nemolite.generate")
 
 TokenCallback = Callable[[int, int], None]
 """Called with (row, token id) whenever a row receives a generated token."""
@@ -42,6 +50,8 @@ class InferenceEngine:
         self.vocab_size = vocab_size  # real ids; rows above are megatron's padding
         self.seq_length = seq_length
         self.device = next(model.parameters()).device
+        self.lean = True  # False: always megatron's forward (for comparisons)
+        self.path = ""  # the path the last `generate` took: "lean" or "megatron"
 
     # ---- forward --------------------------------------------------------------------------
     def _forward(self, tokens: torch.Tensor, start: int, context: Any = None) -> torch.Tensor:
@@ -59,6 +69,30 @@ class InferenceEngine:
         return F.log_softmax(self._forward(tokens, 0), dim=-1)
 
     # ---- generation -----------------------------------------------------------------------
+    def _session(self, batch: int, total: int, all_logits: bool) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """A KV-cached step function: (tokens [batch, len], first position) -> masked fp32 logits."""
+        from nemolite.llm.inference import lean_decode
+
+        reason = lean_decode.unsupported_reason(self.model) if self.lean else "disabled on this engine"
+        if reason is None:
+            self.path = "lean"
+            run = lean_decode.LeanDecoder(self.model).session(batch, total)
+            return lambda tokens, start: mask_padded_vocab(
+                run(tokens.to(self.device), start, all_logits).float(), self.vocab_size)
+        from megatron.core.inference.contexts import StaticInferenceContext
+
+        log.debug("generation runs megatron's forward: %s", reason)
+        self.path = "megatron"
+        context = StaticInferenceContext(batch, total)
+        context.materialize_only_last_token_logits = not all_logits
+
+        def step(tokens: torch.Tensor, start: int) -> torch.Tensor:
+            logits = self._forward(tokens, start, context)
+            context.sequence_len_offset += tokens.shape[1]
+            return logits
+
+        return step
+
     @torch.no_grad()
     def generate(
         self,
@@ -70,36 +104,34 @@ class InferenceEngine:
         stop_check: Callable[[int, list[int]], bool] | None = None,
     ) -> list[Generated]:
         """Generates for a batch of tokenized prompts (each shorter than `seq_length`)."""
-        from megatron.core.inference.contexts import StaticInferenceContext
-
         batch = len(prompts)
-        lengths = torch.tensor([len(p) for p in prompts])
-        total = min(int(lengths.max()) + params.num_tokens_to_generate, self.seq_length)
+        lengths = [len(p) for p in prompts]
+        total = min(max(lengths) + params.num_tokens_to_generate, self.seq_length)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
         tokens = torch.full((batch, total), pad, dtype=torch.long)
         for row, prompt in enumerate(prompts):
             tokens[row, : len(prompt)] = torch.tensor(prompt)
         want_prompt = params.return_log_probs and not params.skip_prompt_log_probs
-        context = StaticInferenceContext(batch, total)
-        context.materialize_only_last_token_logits = not want_prompt
+        step = self._session(batch, total, want_prompt)
         state = _RowState(prompts, params, total)
         prev = 0
-        for cur in range(int(lengths.min()), total):
-            logits = self._forward(tokens[:, prev:cur], prev, context)
-            context.sequence_len_offset += cur - prev
+        for cur in range(min(lengths), total):
+            logits = step(tokens[:, prev:cur], prev)
             if want_prompt:
                 state.record_prompt(F.log_softmax(logits, dim=-1), tokens, prev, cur)
             last = logits[:, -1]
-            chosen = _same_on_all_ranks(sample(last, params, generator).cpu())
-            step_lp = F.log_softmax(last, dim=-1).gather(-1, chosen.to(last.device)[:, None])[:, 0].cpu()
+            chosen = _same_on_all_ranks(sample(last, params, generator).cpu()).tolist()
+            step_lp = None
+            if params.return_log_probs:
+                picked = torch.tensor(chosen, device=last.device)[:, None]
+                step_lp = F.log_softmax(last, dim=-1).gather(-1, picked)[:, 0].tolist()
             for row in range(batch):
                 if cur < lengths[row] or state.done[row]:
                     continue
-                token = int(chosen[row])
-                tokens[row, cur] = token
-                state.add(row, token, float(step_lp[row]), self.tokenizer.eos_id, stop_check)
+                tokens[row, cur] = chosen[row]
+                state.add(row, chosen[row], step_lp[row] if step_lp else 0.0, self.tokenizer.eos_id, stop_check)
                 if on_token is not None:
-                    on_token(row, token)
+                    on_token(row, chosen[row])
             if all(state.done):
                 break
             prev = cur

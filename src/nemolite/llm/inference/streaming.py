@@ -23,25 +23,25 @@ class TokenStream:
         self.live: Live | None = None
 
     def __call__(self, row: int, token: int) -> None:
+        # Only recorded here: the display decodes on its own refreshes (12 a second), not once per
+        # token and row, which would decode every row's whole text at each step of a batch.
         self.ids[row].append(token)
-        if self.live is not None:
-            self.live.update(self.render())
 
     def render(self) -> Group:
         panels = []
         for i, prompt in enumerate(self.prompts):
             title = prompt if isinstance(prompt, str) else prompt[-1].get("content", "")
-            body = Text(str(title), style="bold") + Text(self.tokenizer.ids_to_text(self.ids[i]))
+            body = Text(str(title), style="bold") + Text(self.tokenizer.ids_to_text(list(self.ids[i])))
             panels.append(Panel(body, title=f"prompt {i}", title_align="left"))
         return Group(*panels)
 
     @contextmanager
     def showing(self) -> Iterator[TokenStream]:
         """Live display while generating; the final text stays on the console afterwards."""
-        with Live(self.render(), console=self.console, refresh_per_second=12, transient=False) as live:
+        with Live(console=self.console, refresh_per_second=12, transient=False, get_renderable=self.render) as live:
             self.live = live
             try:
                 yield self
             finally:
-                live.update(self.render())
+                live.refresh()
                 self.live = None
