@@ -73,3 +73,20 @@ def test_a_failed_make_publishes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(RuntimeError, match="synthesis failed"):
         speech_set.make_speech_set(tmp_path / "set", train=6, test=2)
     assert not (tmp_path / "set").exists()
+
+
+def test_a_second_process_waits_for_the_one_making_the_set(tmp_path: Path) -> None:
+    import fcntl
+    import threading
+    import time
+
+    root = tmp_path / "set"
+    result: list[Path] = []
+    with open(tmp_path / "set.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a torchrun rank making the set holds it
+        waiter = threading.Thread(target=lambda: result.append(speech_set.ensure_speech_set(root, train=6, test=2)))
+        waiter.start()
+        time.sleep(1.5)
+        assert waiter.is_alive() and not (tmp_path / "set.tmp").exists()
+    waiter.join(60)
+    assert result == [root] and len(_lines(root / "train.json")) == 6

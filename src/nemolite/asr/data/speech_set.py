@@ -21,6 +21,7 @@ under `<dir>.tmp` and renamed when complete.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
@@ -117,11 +118,20 @@ def split_sentences(train: int, test: int, seed: int = 0) -> dict[str, list[str]
 
 
 def ensure_speech_set(directory: str | Path | None = None, train: int = TRAIN_SENTENCES, test: int = TEST_SENTENCES) -> Path:
-    """The speech set's directory, generating it first if it is not there."""
+    """The speech set's directory, generating it first if it is not there.
+
+    Processes that start together (the ranks of a torchrun job) take a file lock, so one makes
+    the set while the others wait and then use it, instead of each deleting the others' `.tmp`.
+    """
     root = Path(directory).expanduser() if directory else default_dir()
     if (root / "test.json").is_file():
         return root
-    return make_speech_set(root, train=train, test=test)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.with_name(root.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "test.json").is_file():
+            return root
+        return make_speech_set(root, train=train, test=test)
 
 
 def make_speech_set(root: Path, train: int, test: int, seed: int = 0) -> Path:
