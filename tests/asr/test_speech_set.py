@@ -75,18 +75,26 @@ def test_a_failed_make_publishes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     assert not (tmp_path / "set").exists()
 
 
-def test_a_second_process_waits_for_the_one_making_the_set(tmp_path: Path) -> None:
+def test_a_second_process_waits_for_the_one_making_the_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import fcntl
     import threading
     import time
 
-    root = tmp_path / "set"
-    result: list[Path] = []
+    made: list[Path] = []
+    make = speech_set.make_speech_set
+
+    def counted(root: Path, train: int, test: int) -> Path:
+        made.append(root)
+        return make(root, train=train, test=test)
+
+    monkeypatch.setattr(speech_set, "make_speech_set", counted)
+    root, result = tmp_path / "set", []
     with open(tmp_path / "set.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # as a torchrun rank making the set holds it
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as the torchrun rank that makes the set holds it
         waiter = threading.Thread(target=lambda: result.append(speech_set.ensure_speech_set(root, train=6, test=2)))
         waiter.start()
-        time.sleep(1.5)
-        assert waiter.is_alive() and not (tmp_path / "set.tmp").exists()
+        time.sleep(0.5)  # the waiter has found no set and is at the lock
+        counted(root, train=6, test=2)
     waiter.join(60)
-    assert result == [root] and len(_lines(root / "train.json")) == 6
+    assert result == [root] and made == [root]  # it used the set made meanwhile, not a second one
+    assert len(_lines(root / "train.json")) == 6
