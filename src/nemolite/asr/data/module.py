@@ -28,7 +28,7 @@ class AudioToTextDataModule:
         resample: resample audio at another rate to the model's (else such audio is an error).
         seed: seed of the per-epoch shuffle.
         num_workers: DataLoader worker processes.
-        speech_set_dir: where the generated speech set lives (None: ~/.cache/nemolite/speech_set).
+        speech_set_dir: where the generated speech set lives (None: ~/.cache/nemolite/speech_set_v<VERSION>).
     """
 
     train_manifest: str | None = None
