@@ -26,7 +26,7 @@ CHILD = textwrap.dedent("""
         time.sleep(0.2)
         dog.beat()
     if sys.argv[2] == "hang":
-        time.sleep(30)  # stuck, as in a collective whose peer froze
+        time.sleep(8)  # stuck, as in a collective whose peer froze (far past the 0.6 s timeout)
     dog.stop()
     print("finished")
 """)
@@ -43,7 +43,7 @@ def test_a_rank_that_stops_beating_exits_with_its_stacks() -> None:
     assert "finished" not in done.stdout
     line = done.stderr.splitlines()[0]
     assert re.match(r"\[nemolite\] rank 0: no progress for \d+ s \(fault tolerance rank_heartbeat_timeout=0.6 s\)", line)
-    assert "time.sleep(30)" in done.stderr or "<string>\", line 10" in done.stderr  # where it hung
+    assert 'File "<string>", line 10' in done.stderr  # the stack dump shows where it hung: the sleep
 
 
 def test_a_rank_that_beats_in_time_is_left_alone() -> None:
