@@ -77,3 +77,20 @@ def test_bad_timeouts_are_one_line_errors(value) -> None:
         FaultTolerance(rank_heartbeat_timeout=value).validate()
     with pytest.raises(ConfigError, match=r"^NEMOLITE_FT_RANK_HEARTBEAT_TIMEOUT="):
         heartbeat_timeouts({"NEMOLITE_FT_RANK_HEARTBEAT_TIMEOUT": str(value)})
+
+
+def test_every_trainer_built_under_a_fault_tolerant_launch_watches_for_hangs(monkeypatch, tmp_path) -> None:
+    """The watchdog comes with the trainer (LLM and ASR runs build theirs the same way)."""
+    from nemolite import lightning as nl
+
+    def watchdogs() -> list[HangDetection]:
+        trainer = nl.Trainer(accelerator="cpu", devices=1, max_steps=1, logger=False,
+                             default_root_dir=str(tmp_path)).build()
+        return [cb for cb in trainer.callbacks if isinstance(cb, HangDetection)]
+
+    monkeypatch.delenv("NEMOLITE_FT_RANK_HEARTBEAT_TIMEOUT", raising=False)
+    monkeypatch.delenv("NEMOLITE_FT_INITIAL_RANK_HEARTBEAT_TIMEOUT", raising=False)
+    assert watchdogs() == []
+    monkeypatch.setenv("NEMOLITE_FT_RANK_HEARTBEAT_TIMEOUT", "42")
+    (dog,) = watchdogs()
+    assert (dog.initial, dog.timeout) == (None, 42.0)

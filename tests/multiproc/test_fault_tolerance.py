@@ -28,13 +28,32 @@ RUN = ["llm", "pretrain", "--factory", "llama_tiny", "executor=torchrun", "train
        "data.seq_length=64", "model.config.seq_length=64", "-y"]
 
 
-def start(home: Path, run_dir: Path, *extra: str, tag: str) -> subprocess.Popen:
+def launch(home: Path, run_dir: Path, argv: list[str], tag: str) -> subprocess.Popen:
+    """Starts `argv` in `home` (a temporary HOME and caches), its output in `<run_dir name>.out`."""
     env = {**os.environ, "HOME": str(home), "NEMO_HOME": str(home / "nemo"), "NEMORUN_HOME": str(home / "nr"),
            "HF_HOME": str(home / "hf"), "NEMOLITE_TEST_TAG": tag, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(argv, env=env, cwd=home, stdout=(home / f"{run_dir.name}.out").open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start(home: Path, run_dir: Path, *extra: str, tag: str) -> subprocess.Popen:
     nemo = shutil.which("nemo", path=str(Path(sys.executable).parent)) or "nemo"
-    return subprocess.Popen([nemo, *RUN, f"log.explicit_log_dir={run_dir}", *extra], env=env, cwd=home,
-                            stdout=(home / f"{run_dir.name}.out").open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return launch(home, run_dir, [nemo, *RUN, f"log.explicit_log_dir={run_dir}", *extra], tag)
+
+
+def signal_rank1_after_first_checkpoint(proc: subprocess.Popen, tag: str, run_dir: Path, sig: int) -> int:
+    """Sends `sig` to rank 1's worker once the step-2 checkpoint is published; returns its pid."""
+    out = run_dir.parent / f"{run_dir.name}.out"
+    try:
+        while not list((run_dir / "checkpoints").glob("*-step=2-*[0-9]")):  # published, not *.tmp
+            assert proc.poll() is None, out.read_text()[-3000:]
+            time.sleep(0.1)
+        pid = worker(tag, rank=1)
+        os.kill(pid, sig)
+    except BaseException:
+        finish(proc, tag, timeout=1)
+        raise
+    return pid
 
 
 def worker(tag: str, rank: int) -> int:
@@ -92,21 +111,9 @@ run.run(recipe, executor=executor, plugins=[plugin], name="pretrain")
 def test_frozen_rank_is_detected_and_the_job_restarts_in_place(tmp_path: Path, reference: dict[int, float]) -> None:
     tag = uuid.uuid4().hex
     run_dir = tmp_path / "hang"
-    env = {**os.environ, "HOME": str(tmp_path), "NEMO_HOME": str(tmp_path / "nemo"),
-           "NEMORUN_HOME": str(tmp_path / "nr"), "HF_HOME": str(tmp_path / "hf"), "NEMOLITE_TEST_TAG": tag,
-           "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "hang.out"
-    proc = subprocess.Popen([sys.executable, "-c", PLUGIN_RUN, str(run_dir)], env=env, cwd=tmp_path,
-                            stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        while not list((run_dir / "checkpoints").glob("*-step=2-*[0-9]")):
-            assert proc.poll() is None, out.read_text()[-3000:]
-            time.sleep(0.1)
-        frozen = worker(tag, rank=1)
-        os.kill(frozen, signal.SIGSTOP)
-    except BaseException:
-        finish(proc, tag, timeout=1)
-        raise
+    proc = launch(tmp_path, run_dir, [sys.executable, "-c", PLUGIN_RUN, str(run_dir)], tag)
+    frozen = signal_rank1_after_first_checkpoint(proc, tag, run_dir, signal.SIGSTOP)
     assert finish(proc, tag) == 0, out.read_text()[-3000:]
     logs = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("nr/**/*.log"))
     logs += out.read_text(errors="replace")
@@ -118,22 +125,14 @@ def test_frozen_rank_is_detected_and_the_job_restarts_in_place(tmp_path: Path, r
 
 
 @pytest.mark.multiproc
-@pytest.mark.slow  # two 2-process CLI runs: ~2 min on 2 quiet cores (7 min measured on a loaded one)
+@pytest.mark.slow  # one 2-process CLI run and its restart (+ the shared reference run): ~1-2 min quiet
 def test_killed_rank_restarts_in_job_and_finishes_on_the_uninterrupted_curve(
     tmp_path: Path, reference: dict[int, float]
 ) -> None:
     tag = uuid.uuid4().hex
     run_dir = tmp_path / "ft"
     proc = start(tmp_path, run_dir, "executor.launcher=ft", tag=tag)
-    try:
-        while not list((run_dir / "checkpoints").glob("*-step=2-*[0-9]")):  # published, not *.tmp
-            assert proc.poll() is None, (tmp_path / "ft.out").read_text()[-3000:]
-            time.sleep(0.1)
-        victim = worker(tag, rank=1)
-        os.kill(victim, signal.SIGKILL)
-    except BaseException:
-        finish(proc, tag, timeout=1)
-        raise
+    victim = signal_rank1_after_first_checkpoint(proc, tag, run_dir, signal.SIGKILL)
     assert finish(proc, tag) == 0
     # torchrun's second attempt, in the same job (nemo-run keeps each attempt's worker logs).
     assert list(tmp_path.glob("nr/**/torchelastic/**/attempt_1")), "no in-job restart"

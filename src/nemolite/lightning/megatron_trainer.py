@@ -117,6 +117,11 @@ def build_trainer(spec: Trainer, *, clip_grad: float | None = None, **overrides:
     if not spec.enable_checkpointing:
         kwargs["enable_checkpointing"] = False
     kwargs.update(overrides)
+    from nemolite.lightning.callbacks.hang import from_env
+
+    watchdog = from_env()  # heartbeat timeouts from a fault-tolerant launch (LLM and ASR alike)
+    if watchdog is not None:
+        kwargs["callbacks"] = [*kwargs["callbacks"], watchdog]
     _check_interactive(kwargs["devices"] * spec.num_nodes)
     return pl.Trainer(**kwargs)
 

@@ -143,12 +143,6 @@ def run_training(
         if peft is not None:
             peft_cb = peft.build() if hasattr(peft, "build") else peft
             pl_trainer.callbacks.append(peft_cb)
-        if mode == "fit":
-            from nemolite.lightning.callbacks.hang import from_env
-
-            watchdog = from_env()  # heartbeat timeouts from a fault-tolerant launch
-            if watchdog is not None:
-                pl_trainer.callbacks.append(watchdog)
         log_dir = None
         if log is not None and hasattr(log, "setup"):
             log_dir = log.setup(pl_trainer, resume_if_exists=getattr(resume, "resume_if_exists", False),
