@@ -147,3 +147,32 @@ def test_fast_multi_tensor_scale_is_installed_and_scales_in_place_like_upstream(
     fast(2048, None, [want, out], 2.0)  # src -> dst, as the optimizer's copies use it
     for got, ref in zip(out, want, strict=True):
         torch.testing.assert_close(got, ref * 2.0, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fast_mlp_swiglu_equals_upstream_bit_for_bit(parallel, bias: bool) -> None:
+    """A real megatron MLP (SwiGLU): output and every gradient equal the unfused upstream forward's."""
+    from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+    from megatron.core.transformer.mlp import MLP
+    from megatron.core.transformer.transformer_config import TransformerConfig
+
+    assert getattr(MLP.forward, cpu_speed._PATCHED, False), "cpu.apply() left megatron's MLP.forward"
+    original = MLP.forward.__wrapped__
+    config = TransformerConfig(num_layers=1, hidden_size=16, ffn_hidden_size=24, num_attention_heads=2,
+                               gated_linear_unit=True, activation_func=torch.nn.functional.silu,
+                               add_bias_linear=bias, bias_activation_fusion=False)
+    torch.manual_seed(0)
+    mlp = MLP(config, get_gpt_layer_local_spec().submodules.mlp.submodules, ffn_hidden_size=24)
+    x = torch.randn(7, 3, 16)
+
+    def run(forward):
+        mlp.zero_grad(set_to_none=True)
+        leaf = x.clone().requires_grad_(True)
+        out, out_bias = forward(mlp, leaf)
+        (out + out_bias if out_bias is not None else out).backward(torch.linspace(-2, 3, out.numel()).view_as(out))
+        return [out, leaf.grad] + [p.grad for p in mlp.parameters()]
+
+    got, want = run(MLP.forward), run(original)
+    assert len(got) == len(want) == (6 if bias else 4)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

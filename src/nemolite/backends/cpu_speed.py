@@ -16,6 +16,11 @@ plain PyTorch Llama:
   builds `rotate_half` with a `cat`, and copies the result once more with `cat((t, t_pass))` even
   when `t_pass` is empty; its autograd saves the input. Here one autograd function does the same
   arithmetic (bit for bit) with two writes into the output and saves only cos/sin.
+- transformer/mlp.py `MLP.forward`, unfused SwiGLU: `torch.chunk` of fc1's output, `x_linear + 0.0`
+  (a copy, saved for backward), then `silu(gate) * up`; autograd's backward of the chunk is a `cat`
+  of the two halves' gradients, a full pass over the widest activation of the layer. Here one
+  autograd function computes the same products and writes both halves' gradients straight into one
+  tensor (no cat, no copy of `up`), saving fc1's output and the gate's silu.
 - tensor_parallel/cross_entropy.py `vocab_parallel_cross_entropy`: three all-reduces and a dozen
   element-wise passes over the logits, which with one tensor-parallel rank are `F.cross_entropy`.
 - utils.py `local_multi_tensor_scale` (used by gradient clipping without apex/TE): a temporary
@@ -39,7 +44,12 @@ _PATCHED = "__nemolite_cpu_speed__"
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"megatron.core.{name}")
+    """megatron.core's module `name`, or a class in one (`transformer.mlp.MLP`)."""
+    try:
+        return importlib.import_module(f"megatron.core.{name}")
+    except ModuleNotFoundError:
+        parent, _, attr = name.rpartition(".")
+        return getattr(_module(parent), attr)
 
 
 # ---- linear layers -----------------------------------------------------------------------------
@@ -157,6 +167,54 @@ def fast_rope(original: Any) -> Any:
     return apply
 
 
+# ---- SwiGLU MLP --------------------------------------------------------------------------------
+class _SwiGLU(torch.autograd.Function):
+    """silu(x[..., :f]) * x[..., f:] for fc1's output x of width 2f, bit for bit as megatron's glu."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        gate, up = torch.chunk(x, 2, dim=-1)
+        activated = F.silu(gate)
+        ctx.save_for_backward(x, activated)
+        return activated * up
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        x, activated = ctx.saved_tensors
+        gate, up = torch.chunk(x, 2, dim=-1)
+        grad_x = torch.empty_like(x)
+        grad_gate, grad_up = torch.chunk(grad_x, 2, dim=-1)
+        # Upstream's MulBackward gives grad * up and grad * silu(gate); SiluBackward takes the first.
+        torch.ops.aten.silu_backward.grad_input(grad * up, gate, grad_input=grad_gate)
+        torch.mul(grad, activated, out=grad_up)
+        return grad_x
+
+
+def _plain_swiglu(config: Any) -> bool:
+    """Whether `MLP.forward` takes the unfused `silu(gate) * (up + 0)` branch with nothing else on it."""
+    return (config.gated_linear_unit and config.activation_func is F.silu
+            and not getattr(config, "use_te_activation_func", False)
+            and not config.bias_activation_fusion
+            and getattr(config, "activation_func_clamp_value", None) is None
+            and getattr(config, "glu_linear_offset", 0.0) == 0.0)
+
+
+def fast_mlp_forward(original: Any) -> Any:
+    """`MLP.forward` whose SwiGLU is `_SwiGLU` in the plain case (no fusion, clamp, offset or token scale)."""
+
+    @functools.wraps(original)
+    def forward(self: Any, hidden_states: torch.Tensor, per_token_scale: Any = None, **kwargs: Any) -> Any:
+        if per_token_scale is not None or not _plain_swiglu(self.config):
+            return original(self, hidden_states, per_token_scale, **kwargs)
+        intermediate, bias = self.linear_fc1(hidden_states)
+        if bias is not None:
+            intermediate = intermediate + bias
+        return self.linear_fc2(_SwiGLU.apply(intermediate))
+
+    setattr(forward, _PATCHED, True)
+    return forward
+
+
 # ---- loss --------------------------------------------------------------------------------------
 def fast_cross_entropy(original: Any) -> Any:
     """`vocab_parallel_cross_entropy` that is `F.cross_entropy` with one tensor-parallel rank.
@@ -210,6 +268,7 @@ def fast_multi_tensor_scale(original: Any) -> Any:
 PATCHES: tuple[tuple[str, str, Any], ...] = (
     ("tensor_parallel.layers", "linear_with_grad_accumulation_and_async_allreduce", fast_linear),
     ("models.common.embeddings.rope_utils", "_apply_rotary_pos_emb_bshd", fast_rope),
+    ("transformer.mlp.MLP", "forward", fast_mlp_forward),
     # language_module.py calls it as `tensor_parallel.vocab_parallel_cross_entropy`.
     ("tensor_parallel", "vocab_parallel_cross_entropy", fast_cross_entropy),
 )
