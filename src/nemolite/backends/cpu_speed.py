@@ -184,8 +184,10 @@ class _SwiGLU(torch.autograd.Function):
         gate, up = torch.chunk(x, 2, dim=-1)
         grad_x = torch.empty_like(x)
         grad_gate, grad_up = torch.chunk(grad_x, 2, dim=-1)
-        # Upstream's MulBackward gives grad * up and grad * silu(gate); SiluBackward takes the first.
-        torch.ops.aten.silu_backward.grad_input(grad * up, gate, grad_input=grad_gate)
+        # Upstream's MulBackward gives grad * up and grad * silu(gate); SiluBackward takes the first
+        # (here in place, in the gate's half of the result: element by element, so aliasing is safe).
+        torch.mul(grad, up, out=grad_gate)
+        torch.ops.aten.silu_backward.grad_input(grad_gate, gate, grad_input=grad_gate)
         torch.mul(grad, activated, out=grad_up)
         return grad_x
 
