@@ -35,10 +35,10 @@ def cli(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     import typer
     from typer.testing import CliRunner
 
-    from nemolite import llm
+    from nemolite.llm import api  # noqa: I001 - registers the verbs (`llm.import_ckpt` is a plain function)
 
     app = typer.Typer()
-    for verb in (llm.import_ckpt, llm.export_ckpt, llm.finetune):
+    for verb in (api.import_ckpt, api.export_ckpt, api.finetune):
         verb.cli_entrypoint.cli(app)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
