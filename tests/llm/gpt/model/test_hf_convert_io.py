@@ -233,3 +233,27 @@ def test_export_streams_several_shards_that_transformers_loads(tmp_path: Path) -
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     after = reloaded.state_dict()
     assert [k for k in before if not torch.equal(before[k], after[k])] == []
+
+
+def test_import_writes_records_without_crc_in_every_writer_thread(tmp_path: Path) -> None:
+    """torch.save's CRC32 (~1.2 s of CPU for a 1B model) is off in torch's writer threads too
+    (the config patch is thread-local), and stays on for the caller's own later saves."""
+    import zipfile
+
+    from torch.utils.serialization import config as serialization_config
+
+    from nemolite import llm
+    from nemolite.llm.gpt.model.conversion.checkpoint_reader import CheckpointReader, _FileView
+
+    src = tmp_path / "hf"
+    hf_models.make_hf_model("llama32", src)
+    imported = llm.import_ckpt(source=str(src), output_path=str(tmp_path / "imported"))
+    reader = CheckpointReader(imported / "weights")
+    crcs: dict[str, list[int]] = {}
+    for relative, offset, length in reader.storage.values():
+        with open(reader.path / relative, "rb") as f:
+            infos = zipfile.ZipFile(_FileView(f, offset, length)).infolist()
+        crcs.setdefault(relative, []).extend(i.CRC for i in infos if "/data/" in i.filename)
+    assert len(crcs) == 2, crcs.keys()  # both threads wrote a file
+    assert {name: sum(c != 0 for c in values) for name, values in crcs.items()} == dict.fromkeys(crcs, 0)
+    assert serialization_config.save.compute_crc32 is True
