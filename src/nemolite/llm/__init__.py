@@ -12,6 +12,7 @@ never imports the recipes package itself.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from nemolite.llm.gpt.model import *  # noqa: F403 - every config and model class, NeMo's names
@@ -81,3 +82,9 @@ __all__ = [
     "TokenizerSpec",
     *_LAZY,
 ]
+
+# Under nemo-run already (its CLI, or a script that imported it first) the verbs cost nothing
+# more: register them now, so a `nemo_run.cli` entry point still naming this package (an
+# install made before it named `nemolite.llm.api`) finds them.
+if "nemo_run" in sys.modules:
+    from nemolite.llm import api  # noqa: E402, F401
