@@ -153,10 +153,13 @@ def _read_bytes(path: Path, offset: int, length: int) -> bytes:
         return f.read(length)
 
 
-@pytest.mark.parametrize("family", ["llama32", "mixtral"])
-def test_export_of_a_one_process_checkpoint_copies_file_to_file(family: str, tmp_path: Path,
+@pytest.mark.parametrize("family,kernel_copy", [("llama32", True), ("mixtral", True), ("llama32", False)])
+def test_export_of_a_one_process_checkpoint_copies_file_to_file(family: str, kernel_copy: bool, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every tensor of an imported checkpoint goes out as byte ranges (no read, no conversion), exactly."""
+    """Every tensor of an imported checkpoint goes out as byte ranges (no read, no conversion), exactly;
+    also where the OS has no `copy_file_range` (macOS: reads and writes instead)."""
+    import os
+
     from safetensors.torch import load_file
 
     from nemolite import llm
@@ -171,7 +174,9 @@ def test_export_of_a_one_process_checkpoint_copies_file_to_file(family: str, tmp
         raise AssertionError(f"{name} was read and converted, not copied")
 
     monkeypatch.setattr(CheckpointReader, "read", refuse)
-    out = exporter.export_hf(imported, tmp_path / "exported")
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    out = exporter.export_hf(imported, tmp_path / "exported", max_shard_bytes=200_000)
     seen: dict[str, Any] = {}
     before: dict[str, Any] = {}  # the files transformers wrote
     for directory, tensors in ((out, seen), (src, before)):
