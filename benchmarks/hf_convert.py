@@ -65,12 +65,16 @@ def case(name: str, out: Path) -> dict:
         model = transformers.AutoModelForCausalLM.from_pretrained(out / "hf", dtype=torch.bfloat16)
         model.save_pretrained(out / "hf_resaved", max_shard_size="500MB")
     elif name == "nemolite_import":
+        import torch  # noqa: F401 - the conversion's first import, counted as transformers' is
+
         from nemolite import llm
 
         imports = _cpu()
         shutil.rmtree(out / "imported", ignore_errors=True)
         llm.import_ckpt(source=str(out / "hf"), output_path=str(out / "imported"))
     elif name == "nemolite_export":
+        import torch  # noqa: F401 - the conversion's first import, counted as transformers' is
+
         from nemolite import llm
 
         imports = _cpu()
@@ -134,7 +138,7 @@ def main() -> None:
                  "process, timed from its first import (peak RSS includes the Python, torch and megatron "
                  "imports). CPU time is user + system of the process and its children (less sensitive to "
                  "other load than wall time); 'of which imports' is the CPU time of `import torch, "
-                 "transformers` or `from nemolite import llm` (nemo-run). Children are short-lived "
+                 "transformers` or `import torch` + `from nemolite import llm` (no nemo-run since 2026-11-30). Children are short-lived "
                  "fork+exec helpers (a fork counts the parent's pages in its peak RSS). "
                  f"Fastest of {args.rounds} round(s) per case; load average at the end "
                  f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} CPUs.")

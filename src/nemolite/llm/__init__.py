@@ -1,25 +1,24 @@
 """LLM building blocks and entry points: `from nemolite import llm`.
 
-`llm.pretrain`, `llm.finetune`, `llm.train` and `llm.validate` are nemo-run entrypoints
-(`nemo llm pretrain ...`). Model, data and tokenizer specs are light dataclasses; recipe modules
-(`llm.llama3_8b`, ...) are found through the `nemolite.recipes` entry-point group and imported on
-first access, so the library never imports the recipes package itself.
+`llm.pretrain`, `llm.finetune`, `llm.train`, `llm.validate`, `llm.generate` and `llm.evaluate`
+are nemo-run entrypoints (`nemo llm pretrain ...`), imported with nemo-run on first use
+(`nemolite.llm.api` registers every verb and CLI factory). Model, data and tokenizer specs are
+light dataclasses, and `llm.import_ckpt` / `llm.export_ckpt` plain functions: neither they nor
+`from nemolite import llm` import nemo-run. Recipe modules (`llm.llama3_8b`, ...) are found
+through the `nemolite.recipes` entry-point group and imported on first access, so the library
+never imports the recipes package itself.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
-# Registers the verbs and the CLI factories (data=mock, tokenizer=byte, ...) with nemo-run.
-from nemolite.llm import api
-from nemolite.llm.api import finetune, pretrain, train, validate
-from nemolite.llm.gpt.data import factories as _data_factories  # noqa: F401
 from nemolite.llm.gpt.model import *  # noqa: F403 - every config and model class, NeMo's names
 from nemolite.llm.gpt.model import __all__ as _model_names
 from nemolite.llm.hf_api import export_ckpt, import_ckpt
 from nemolite.llm.inference.params import CommonInferenceParams
-from nemolite.llm.inference.verbs import evaluate, generate
 from nemolite.llm.peft import LoRA
 from nemolite.llm.tokenizers import (
     AutoTokenizer,
@@ -28,7 +27,9 @@ from nemolite.llm.tokenizers import (
     SentencePieceTokenizer,
     TokenizerSpec,
 )
-from nemolite.llm.tokenizers import factories as _tokenizer_factories  # noqa: F401
+
+#: The nemo-run verbs: `nemolite.llm.api` (which imports nemo-run and registers the CLI).
+_VERBS = ("api", "pretrain", "finetune", "train", "validate", "generate", "evaluate")
 
 # Specs whose modules are imported on first use (they are light, but not all are always needed).
 _LAZY = {
@@ -45,6 +46,11 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name in _VERBS:
+        api = importlib.import_module("nemolite.llm.api")
+        value = api if name == "api" else getattr(api, name)
+        globals()[name] = value
+        return value
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -59,17 +65,11 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     from nemolite.cli import plugins
 
-    return sorted(set(globals()) | set(_LAZY) | set(plugins.recipe_names()))
+    return sorted(set(globals()) | set(_VERBS) | set(_LAZY) | set(plugins.recipe_names()))
 
 
 __all__ = [
-    "api",
-    "pretrain",
-    "finetune",
-    "train",
-    "validate",
-    "generate",
-    "evaluate",
+    *_VERBS,
     "CommonInferenceParams",
     "import_ckpt",
     "export_ckpt",
@@ -82,3 +82,9 @@ __all__ = [
     "TokenizerSpec",
     *_LAZY,
 ]
+
+# Under nemo-run already (its CLI, or a script that imported it first) the verbs cost nothing
+# more: register them now, so a `nemo_run.cli` entry point still naming this package (an
+# install made before it named `nemolite.llm.api`) finds them.
+if "nemo_run" in sys.modules:
+    from nemolite.llm import api  # noqa: E402, F401

@@ -4,6 +4,12 @@ Each is a nemo-run CLI entrypoint in the `llm` namespace (`nemo llm pretrain ...
 built specs (plain dataclasses), check them against each other before any process group starts,
 and only then import the training runtime (torch, lightning, megatron-core).
 
+Importing this module registers every `nemo llm` verb and CLI factory with nemo-run (it is what
+nemo-run's `nemo_run.cli` entry point `llm` names): these verbs, `import`/`export` (`hf_api`'s
+plain functions), `generate`/`evaluate`, and the factories (`data=mock`, `tokenizer=byte`, ...).
+`from nemolite import llm` imports it on first use of a verb, so the light names (model configs,
+`llm.import_ckpt`, `llm.export_ckpt`) come without nemo-run.
+
 No `from __future__ import annotations` here: nemo-run's help and parser read these signatures'
 annotations as objects.
 """
@@ -20,6 +26,7 @@ from nemolite.lightning.logger import NeMoLogger
 from nemolite.lightning.optim import MegatronOptimizerModule
 from nemolite.lightning.resume import AutoResume
 from nemolite.lightning.trainer import Trainer
+from nemolite.llm import hf_api
 from nemolite.llm.checks import check_task
 from nemolite.llm.gpt.data.base import DataModuleSpec
 from nemolite.llm.gpt.model.base import GPTModel
@@ -209,3 +216,15 @@ def _tokenizer(choice: "str | TokenizerSpec | None", model: GPTModel, data: Data
 def _data_tokenizer(data: DataModuleSpec) -> Any:
     spec = getattr(data, "tokenizer_spec", None)
     return spec() if spec is not None else getattr(data, "tokenizer", None)
+
+
+# The other verbs and the CLI factories, registered after the training verbs (the order of
+# `nemo llm --help`): preprocess and data=..., import/export (the same function objects
+# `llm.import_ckpt` / `llm.export_ckpt` give), generate/evaluate, tokenizer=...
+from nemolite.llm.gpt.data import factories as _data_factories  # noqa: E402, F401
+
+import_ckpt = run.cli.entrypoint(name="import", **_ENTRYPOINT)(hf_api.import_ckpt)
+export_ckpt = run.cli.entrypoint(name="export", **_ENTRYPOINT)(hf_api.export_ckpt)
+
+from nemolite.llm.inference.verbs import evaluate, generate  # noqa: E402, F401
+from nemolite.llm.tokenizers import factories as _tokenizer_factories  # noqa: E402, F401

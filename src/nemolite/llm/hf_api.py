@@ -4,23 +4,20 @@ NeMo 2.0's names and signatures. Both check their arguments (and, on import, the
 config.json against `model=`) before anything is written, and publish their output atomically.
 `--dryrun` prints what would be read and written (`describe_import` / `describe_export`).
 
-No `from __future__ import annotations`: nemo-run's help and parser read these signatures'
-annotations as objects.
+Plain functions, light to import: neither nemo-run nor torch comes with `llm.import_ckpt`, only
+with the work (the converter imports torch). `nemolite.llm.api` makes them the `nemo llm import`
+and `nemo llm export` verbs. No `from __future__ import annotations`: nemo-run's help and parser
+read these signatures' annotations as objects.
 """
 
 from pathlib import Path
 
-import nemo_run as run
-
-from nemolite.cli.context import NemoliteRunContext
 from nemolite.errors import ConfigError
 from nemolite.llm.gpt.model.base import GPTModel
 
-_ENTRYPOINT = dict(namespace="llm", run_ctx_cls=NemoliteRunContext)
 TARGETS = ("hf", "hf-peft")
 
 
-@run.cli.entrypoint(name="import", **_ENTRYPOINT)
 def import_ckpt(
     model: GPTModel | None = None,
     source: str = "",
@@ -50,7 +47,6 @@ def import_ckpt(
     return import_hf(model, source, output_path, overwrite)
 
 
-@run.cli.entrypoint(name="export", **_ENTRYPOINT)
 def export_ckpt(
     path: str = "",
     target: str = "hf",

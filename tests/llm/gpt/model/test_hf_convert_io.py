@@ -119,6 +119,10 @@ def test_reader_reassembles_a_split_layout(tmp_path: Path) -> None:
             data = full[layer][:, part * 2:(part + 1) * 2].clone()
             state[f"l{layer}p{part}"] = ShardedTensor.from_rank_offsets(
                 "decoder.layers.mlp.linear_fc2.weight", data, (0, layer, 3), (2, part, 2), prepend_axis_num=1)
+    qkv = torch.randn(3, 8, 2, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
+    for part in range(2):  # column-parallel split of the output rows, one chunk holding every layer
+        state[f"q{part}"] = ShardedTensor.from_rank_offsets(
+            "decoder.layers.self_attention.linear_qkv.weight", qkv[:, part * 4:(part + 1) * 4].clone(), (1, part, 2))
     for part in range(2):  # vocabulary-parallel split of the rows
         state[f"e{part}"] = ShardedTensor.from_rank_offsets(
             "embedding.word_embeddings.weight", embedding[part * 5:(part + 1) * 5].clone(), (0, part, 2))
@@ -127,8 +131,59 @@ def test_reader_reassembles_a_split_layout(tmp_path: Path) -> None:
     reader = CheckpointReader(tmp_path / "ckpt")
     for layer in range(3):
         assert torch.equal(reader.read(f"decoder.layers.{layer}.mlp.linear_fc2.weight"), full[layer])
+        assert torch.equal(reader.read(f"decoder.layers.{layer}.self_attention.linear_qkv.weight"), qkv[layer])
     assert reader.shape("decoder.layers.0.mlp.linear_fc2.weight") == (6, 4)
     assert torch.equal(reader.read("embedding.word_embeddings.weight"), embedding)
+    # Row splits are also found as byte ranges of the files (export copies those file to file);
+    # a split of another dimension is not.
+    assert reader.row_pieces("decoder.layers.1.mlp.linear_fc2.weight") is None
+    for name, expected in [("decoder.layers.1.self_attention.linear_qkv.weight", qkv[1]),
+                           ("decoder.layers.2.self_attention.linear_qkv.weight", qkv[2]),
+                           ("embedding.word_embeddings.weight", embedding)]:
+        found = reader.row_pieces(name)
+        assert found is not None and len(found[2]) == 2, name
+        dtype, row_bytes, pieces = found
+        data = b"".join(_read_bytes(path, offset, (end - start) * row_bytes) for start, end, path, offset in pieces)
+        assert torch.equal(torch.frombuffer(bytearray(data), dtype=dtype).view(expected.shape), expected), name
+
+
+def _read_bytes(path: Path, offset: int, length: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+@pytest.mark.parametrize("family,kernel_copy", [("llama32", True), ("mixtral", True), ("llama32", False)])
+def test_export_of_a_one_process_checkpoint_copies_file_to_file(family: str, kernel_copy: bool, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tensor of an imported checkpoint goes out as byte ranges (no read, no conversion), exactly;
+    also where the OS has no `copy_file_range` (macOS: reads and writes instead)."""
+    import os
+
+    from safetensors.torch import load_file
+
+    from nemolite import llm
+    from nemolite.llm.gpt.model.conversion import exporter
+    from nemolite.llm.gpt.model.conversion.checkpoint_reader import CheckpointReader
+
+    src = tmp_path / "hf"
+    hf_models.make_hf_model(family, src)
+    imported = llm.import_ckpt(source=str(src), output_path=str(tmp_path / "imported"))
+
+    def refuse(self: Any, name: str) -> Any:
+        raise AssertionError(f"{name} was read and converted, not copied")
+
+    monkeypatch.setattr(CheckpointReader, "read", refuse)
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    out = exporter.export_hf(imported, tmp_path / "exported", max_shard_bytes=200_000)
+    seen: dict[str, Any] = {}
+    before: dict[str, Any] = {}  # the files transformers wrote
+    for directory, tensors in ((out, seen), (src, before)):
+        for f in directory.glob("*.safetensors"):
+            tensors |= load_file(str(f))
+    assert seen.keys() == before.keys() and len(seen) > 20
+    assert [k for k in seen if seen[k].dtype != before[k].dtype or not torch.equal(seen[k], before[k])] == []
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # torch's writer thread
@@ -183,3 +238,27 @@ def test_export_streams_several_shards_that_transformers_loads(tmp_path: Path) -
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     after = reloaded.state_dict()
     assert [k for k in before if not torch.equal(before[k], after[k])] == []
+
+
+def test_import_writes_records_without_crc_in_every_writer_thread(tmp_path: Path) -> None:
+    """torch.save's CRC32 (~1.2 s of CPU for a 1B model) is off in torch's writer threads too
+    (the config patch is thread-local), and stays on for the caller's own later saves."""
+    import zipfile
+
+    from torch.utils.serialization import config as serialization_config
+
+    from nemolite import llm
+    from nemolite.llm.gpt.model.conversion.checkpoint_reader import CheckpointReader, _FileView
+
+    src = tmp_path / "hf"
+    hf_models.make_hf_model("llama32", src)
+    imported = llm.import_ckpt(source=str(src), output_path=str(tmp_path / "imported"))
+    reader = CheckpointReader(imported / "weights")
+    crcs: dict[str, list[int]] = {}
+    for relative, offset, length in reader.storage.values():
+        with open(reader.path / relative, "rb") as f:
+            infos = zipfile.ZipFile(_FileView(f, offset, length)).infolist()
+        crcs.setdefault(relative, []).extend(i.CRC for i in infos if "/data/" in i.filename)
+    assert len(crcs) == 2, crcs.keys()  # both threads wrote a file
+    assert {name: sum(c != 0 for c in values) for name, values in crcs.items()} == dict.fromkeys(crcs, 0)
+    assert serialization_config.save.compute_crc32 is True

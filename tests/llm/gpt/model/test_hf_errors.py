@@ -35,10 +35,10 @@ def cli(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     import typer
     from typer.testing import CliRunner
 
-    from nemolite import llm
+    from nemolite.llm import api  # noqa: I001 - registers the verbs (`llm.import_ckpt` is a plain function)
 
     app = typer.Typer()
-    for verb in (llm.import_ckpt, llm.export_ckpt, llm.finetune):
+    for verb in (api.import_ckpt, api.export_ckpt, api.finetune):
         verb.cli_entrypoint.cli(app)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
@@ -100,7 +100,8 @@ def test_offline_hub_source_is_one_line(cli: Any, home: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["no_config", "truncated", "corrupt_header", "unsupported_rope",
-                                    "sliding_window", "unknown_architecture", "extra_tensor"])
+                                    "sliding_window", "unknown_architecture", "extra_tensor", "wrong_shape",
+                                    "mismatched_qkv"])
 def test_bad_sources_leave_nothing(damage: str, tiny: Path, home: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -116,7 +117,8 @@ def test_bad_sources_leave_nothing(damage: str, tiny: Path, home: Path, tmp_path
               "unsupported_rope": "config.json.rope_scaling.rope_type='yarn': not supported",
               "sliding_window": "config.json.use_sliding_window=True: not supported",
               "unknown_architecture": "config.json.architectures='GPT2LMHeadModel': unknown architecture",
-              "extra_tensor": "does not map"}[damage]
+              "extra_tensor": "does not map", "wrong_shape": "does not fit",
+              "mismatched_qkv": "does not fit"}[damage]
     if damage == "no_config":
         (src / "config.json").unlink()
     elif damage == "truncated":
@@ -136,6 +138,17 @@ def test_bad_sources_leave_nothing(damage: str, tiny: Path, home: Path, tmp_path
         from safetensors.torch import save_file
 
         save_file({"model.layers.0.mlp.extra.weight": torch.zeros(2)}, str(src / "zz-extra.safetensors"))
+    elif damage == "wrong_shape":  # the weights are not the model config.json describes
+        config["intermediate_size"] *= 2
+    elif damage == "mismatched_qkv":  # k's rows are right, its width is not q's
+        from safetensors.torch import load_file, save_file
+
+        name = "model.layers.1.self_attn.k_proj.weight"
+        index = json.loads((src / "model.safetensors.index.json").read_text())
+        path = src / index["weight_map"][name]
+        tensors = load_file(str(path))
+        tensors[name] = tensors[name][:, :-1].contiguous()
+        save_file(tensors, str(path), metadata={"format": "pt"})
     (src / "config.json").write_text(json.dumps(config)) if damage != "no_config" else None
     with pytest.raises(NemoliteError) as err:
         llm.import_ckpt(source=str(src))

@@ -14,6 +14,8 @@ megatron's own layout by tests/llm/gpt/model/test_hf_convert_io.py).
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import io
 import math
 import mmap
@@ -153,6 +155,7 @@ class CheckpointReader:
         self.tensors = tensors
         #: (key, chunk offsets) -> (file name, offset, length)
         self.storage = storage
+        self._records: dict[tuple[str, tuple[int, ...]], Record | None] = {}
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape of the tensor `name` (a state dict name, as `checkpoint_key` reads it)."""
@@ -205,61 +208,205 @@ class CheckpointReader:
                                 "values", "export a complete checkpoint")
         return out
 
-    def _load(self, key: str, offsets: tuple[int, ...], files: dict[str, Any]) -> torch.Tensor:
+    def row_pieces(self, name: str) -> tuple[torch.dtype, int, list[tuple[int, int, Path, int]]] | None:
+        """The tensor `name` as runs of whole rows in the checkpoint's files, or None.
+
+        (saved dtype, bytes per row, [(first row, end row, file, file offset of the first row)])
+        when every chunk covering it is stored contiguously and splits it along its first
+        dimension only (a one-process checkpoint, TP's column splits): export then copies its rows
+        file to file, without mapping or converting them. None otherwise (`read` assembles it).
+        """
+        key, index = checkpoint_key(name)
+        size, dtype, chunks = self._entry(name, key)
+        lead = len(index)
+        shape = tuple(size[lead:])
+        if not shape:
+            return None
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        pieces = []
+        for offsets, sizes in chunks:
+            if any(not o <= i < o + s for i, o, s in zip(index, offsets, sizes, strict=False)):
+                continue
+            if tuple(offsets[lead + 1:]) != (0,) * (len(shape) - 1) or tuple(sizes[lead + 1:]) != shape[1:]:
+                return None
+            record = self.record(key, offsets)
+            if record is None or record.dtype != dtype or record.shape != tuple(sizes) or not record.is_contiguous():
+                return None
+            first = record.storage_offset + sum((i - o) * st for i, o, st in zip(index, offsets, record.stride,
+                                                                                   strict=False))
+            pieces.append((offsets[lead], offsets[lead] + sizes[lead], self.path / record.relative,
+                           record.start + first * itemsize))
+        pieces.sort()
+        if [p[0] for p in pieces] != [0] + [p[1] for p in pieces[:-1]] or not pieces or pieces[-1][1] != shape[0]:
+            return None  # gaps or overlaps: let `read` say what is missing
+        return dtype, math.prod(shape[1:]) * itemsize, pieces
+
+    def record(self, key: str, offsets: tuple[int, ...], files: dict[str, Any] | None = None) -> Record | None:
+        """Where the chunk of `key` at `offsets` lies in its file (None: read it with torch.load)."""
+        if (key, offsets) in self._records:
+            return self._records[(key, offsets)]
+        relative, offset, length = self._storage(key, offsets)
+        opened = files.get(relative) if files is not None else None
+        if opened is None:
+            with open(self.path / relative, "rb") as f:
+                found = read_record(f, relative, offset, length)
+        else:
+            found = read_record(opened, relative, offset, length)
+        self._records[(key, offsets)] = found
+        return found
+
+    def _storage(self, key: str, offsets: tuple[int, ...]) -> tuple[str, int, int]:
         info = self.storage.get((key, offsets))
         if info is None:
             raise DataFileError(self.path, f"chunk of {key} at {offsets} missing from the checkpoint",
                                 "export a complete checkpoint")
-        relative, offset, length = info
+        return info
+
+    def _load(self, key: str, offsets: tuple[int, ...], files: dict[str, Any]) -> torch.Tensor:
+        relative, offset, length = self._storage(key, offsets)
         f = files.get(relative)
         if f is None:
             f = files[relative] = open(self.path / relative, "rb")  # noqa: SIM115
-        mapped = _mapped(f, offset, length)
-        if mapped is not None:
-            return mapped
+        record = self.record(key, offsets, files)
+        if record is not None:
+            return _mapped(f, record)
         view = io.BufferedReader(_FileView(f, offset, length), buffer_size=1 << 20)
         return torch.load(view, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
 
 
-def _mapped(f: Any, offset: int, length: int) -> torch.Tensor | None:
-    """The tensor `torch.save` wrote at [offset, offset + length) of `f`, mapped from the file.
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """Where one chunk's values lie in its `.distcp` file: what `torch.save` wrote there.
 
-    No copy and no fresh memory: the storage record of the zip archive is memory-mapped (pages
-    of the page cache, unmapped when the tensor goes) and viewed with the saved dtype, size,
-    stride and offset, which `torch.load` reads from the archive's pickle onto the meta device.
-    None (read it with torch.load) for anything unexpected: several storages, compression, another
-    byte order.
+    `start` is the file offset of the storage's first byte; the tensor is the storage viewed with
+    `dtype`, `shape`, `stride` and `storage_offset` (elements).
+    """
+
+    relative: str
+    start: int
+    nbytes: int
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    storage_offset: int
+
+    def is_contiguous(self) -> bool:
+        expected, step = [], 1
+        for n in reversed(self.shape):
+            expected.append(step)
+            step *= n
+        return all(n == 1 or st == e for n, st, e in zip(self.shape, self.stride, reversed(expected),
+                                                          strict=True))
+
+
+class _Storage(tuple):  # noqa: SLOT001 - (dtype, key, numel) of a persistent storage id
+    pass
+
+
+def _rebuild(storage: _Storage, storage_offset: int, size: Any, stride: Any, *_: Any) -> tuple[Any, ...]:
+    return (storage, int(storage_offset), tuple(size), tuple(stride))
+
+
+class _StorageType:
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+
+
+#: torch.save's storage classes (torch/storage.py, `pickle_storage_type`) -> dtype; reading their
+#: `.dtype` off torch's TypedStorage classes warns that they are deprecated.
+STORAGE_DTYPES = {"DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,
+                  "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+                  "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+                  "BoolStorage": torch.bool}
+
+
+class _RecordUnpickler(pickle.Unpickler):
+    """A `torch.save`d tensor's `data.pkl`, read for its layout only (no data, no torch.load).
+
+    `torch.load(map_location="meta")` reads the storage's bytes before moving it to the meta
+    device; this reads the pickle alone. Anything but one plain tensor is refused (torch.load then).
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if module == "torch" and name in STORAGE_DTYPES:
+            return _StorageType(STORAGE_DTYPES[name])
+        raise pickle.UnpicklingError(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> _Storage:
+        kind, storage_type, key, _, numel = pid
+        if kind != "storage" or not isinstance(storage_type, _StorageType):
+            raise pickle.UnpicklingError(str(kind))
+        return _Storage((storage_type.dtype, str(key), int(numel)))
+
+
+def read_record(f: Any, relative: str, offset: int, length: int) -> Record | None:
+    """The `Record` of the tensor `torch.save` wrote at [offset, offset + length) of `f`.
+
+    None for anything unexpected (several storages, compression, another byte order, another
+    pickle): the caller reads that chunk with torch.load.
     """
     view = io.BufferedReader(_FileView(f, offset, length), buffer_size=1 << 16)
     try:
-        archive = zipfile.ZipFile(view)
-        records = [i for i in archive.infolist() if "/data/" in i.filename and not i.filename.endswith("/")]
-        order = [i for i in archive.infolist() if i.filename.endswith("/byteorder")]
-        if (len(records) != 1 or records[0].compress_type != zipfile.ZIP_STORED
-                or any(archive.read(i) != b"little" for i in order) or sys.byteorder != "little"):
+        infos = zipfile.ZipFile(view).infolist()
+        records = [i for i in infos if "/data/" in i.filename and not i.filename.endswith("/")]
+        pickles = [i for i in infos if i.filename.endswith("/data.pkl")]
+        order = [i for i in infos if i.filename.endswith("/byteorder")]
+        if (len(records) != 1 or len(pickles) != 1 or any(i.compress_type != zipfile.ZIP_STORED for i in infos)
+                or any(_stored(view, i)[1] != b"little" for i in order) or sys.byteorder != "little"):
             return None
+        rebuilt = _RecordUnpickler(io.BytesIO(_stored(view, pickles[0])[1])).load()
+        if not (isinstance(rebuilt, tuple) and len(rebuilt) == 4 and isinstance(rebuilt[0], _Storage)):
+            return None
+        (dtype, key, numel), storage_offset, shape, stride = rebuilt
         record = records[0]
-        view.seek(0)
-        meta = torch.load(view, map_location="meta", weights_only=True)
-        if not isinstance(meta, torch.Tensor):
+        if record.filename.rsplit("/", 1)[-1] != key:
             return None
-        view.seek(record.header_offset)
-        local = view.read(30)
-        if len(local) != 30 or local[:4] != b"PK\x03\x04":
-            return None
-        name_len, extra_len = struct.unpack("<HH", local[26:30])
-        start = offset + record.header_offset + 30 + name_len + extra_len
-    except (zipfile.BadZipFile, RuntimeError, ValueError, struct.error, pickle.UnpicklingError):
+        start = offset + _stored(view, record, read=False)[0]
+    except (zipfile.BadZipFile, ValueError, TypeError, struct.error, pickle.UnpicklingError, EOFError):
         return None
-    size = record.file_size
-    itemsize = meta.element_size()
-    needed = (meta.storage_offset() + sum((n - 1) * st for n, st in zip(meta.shape, meta.stride(), strict=True))
-              + 1) * itemsize if meta.numel() else 0
-    if needed > size or size % itemsize:
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    needed = (storage_offset + sum((n - 1) * st for n, st in zip(shape, stride, strict=True)) + 1) * itemsize \
+        if math.prod(shape) else 0
+    if needed > record.file_size or record.file_size != numel * itemsize:
         return None
-    if size == 0:
-        return torch.empty(meta.shape, dtype=meta.dtype)
-    aligned = start - start % mmap.ALLOCATIONGRANULARITY
-    mapping = mmap.mmap(f.fileno(), start - aligned + size, offset=aligned, access=mmap.ACCESS_COPY)
-    flat = torch.frombuffer(mapping, dtype=torch.uint8, offset=start - aligned, count=size).view(meta.dtype)
-    return flat.as_strided(meta.shape, meta.stride(), meta.storage_offset())
+    return Record(relative, start, record.file_size, dtype, shape, stride, storage_offset)
+
+
+def _stored(view: Any, info: zipfile.ZipInfo, read: bool = True) -> tuple[int, bytes]:
+    """(offset of the data, the data) of a stored zip entry, read past its local header.
+
+    Not `ZipFile.read`: the in-process writer (`megatron_io`) turns torch.save's CRC32 off, so
+    the archive's checksums are not the data's and zipfile would refuse every entry.
+    """
+    view.seek(info.header_offset)
+    local = view.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(info.filename)
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    if not read:
+        return start, b""
+    view.seek(start)
+    data = view.read(info.file_size)
+    if len(data) != info.file_size:
+        raise zipfile.BadZipFile(info.filename)
+    return start, data
+
+
+def _mapped(f: Any, record: Record) -> torch.Tensor:
+    """The chunk `record` describes, memory-mapped from its file: no copy and no fresh memory.
+
+    Pages of the page cache, unmapped when the tensor goes, viewed with the saved dtype, size,
+    stride and offset.
+    """
+    if record.nbytes == 0:
+        return torch.empty(record.shape, dtype=record.dtype)
+    aligned = record.start - record.start % mmap.ALLOCATIONGRANULARITY
+    mapping = mmap.mmap(f.fileno(), record.start - aligned + record.nbytes, offset=aligned,
+                        access=mmap.ACCESS_COPY)
+    flat = torch.frombuffer(mapping, dtype=torch.uint8, offset=record.start - aligned, count=record.nbytes)
+    return flat.view(record.dtype).as_strided(record.shape, record.stride, record.storage_offset)

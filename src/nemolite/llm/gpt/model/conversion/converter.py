@@ -74,6 +74,23 @@ def to_ours(step: Step, tensors: list[torch.Tensor], config: GPTConfig, padded_v
     raise ValueError(f"unknown transform {step.op!r}")
 
 
+def ours_shape(step: Step, shapes: list[tuple[int, ...]], config: GPTConfig,
+               padded_vocab: int) -> tuple[int, ...] | None:
+    """The shape `to_ours` gives for HF tensors of `shapes`, reading no data; None if they do not fit.
+
+    Every transform moves whole rows (dim 0), so it runs on one boolean per row; not on the meta
+    device, where torch's Python meta kernel of `cat` imports TorchDynamo (~0.8 s of CPU).
+    """
+    rests = {tuple(shape[1:]) for shape in shapes}
+    if len(rests) != 1 or any(not shape for shape in shapes):
+        return None
+    try:
+        out = to_ours(step, [torch.zeros(shape[0], dtype=torch.bool) for shape in shapes], config, padded_vocab)
+    except RuntimeError:  # rows that do not split into the config's heads
+        return None
+    return (out.shape[0], *rests.pop())
+
+
 def to_hf(step: Step, tensor: torch.Tensor, config: GPTConfig, vocab: int) -> list[torch.Tensor]:
     """The HF tensors of one step from the megatron tensor (the inverse of `to_ours`)."""
     if step.op == fam.COPY:

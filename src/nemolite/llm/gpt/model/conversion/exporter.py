@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shutil
 import struct
 import tempfile
@@ -129,8 +130,53 @@ def plan_shards(saved: SavedModel, shapes: dict[str, tuple[int, ...]], max_bytes
     return shards
 
 
+@dataclasses.dataclass(frozen=True)
+class FileSlices:
+    """An HF tensor as byte ranges of the checkpoint's files, in order: (file, offset, length)."""
+
+    ranges: list[tuple[Path, int, int]]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(n for _, _, n in self.ranges)
+
+
+#: What `fetch(step)` gives for each of a step's HF tensors: a tensor, or its bytes in files.
+Source = torch.Tensor | FileSlices
+
+
+def _write_all(fd: int, data: Any) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_ranges(fd: int, slices: FileSlices) -> None:
+    """Appends the bytes of `slices` to `fd`, file to file in the kernel where it can.
+
+    `os.copy_file_range` (Linux) copies page-cache pages without mapping them into this process:
+    no page faults, no user-space copy; elsewhere (or where the kernel refuses) 16 MiB reads.
+    """
+    for path, offset, length in slices.ranges:
+        with open(path, "rb", buffering=0) as src:
+            done = 0
+            if hasattr(os, "copy_file_range"):
+                with contextlib.suppress(OSError):
+                    while done < length:
+                        n = os.copy_file_range(src.fileno(), fd, length - done, offset + done)
+                        if n == 0:
+                            break
+                        done += n
+            while done < length:
+                chunk = os.pread(src.fileno(), min(length - done, 16 << 20), offset + done)
+                if not chunk:
+                    raise DataFileError(path, f"ends before byte {offset + length}", "export a complete checkpoint")
+                _write_all(fd, chunk)
+                done += len(chunk)
+
+
 def _write_shard(path: Path, tensors: list[Planned], dtype: torch.dtype,
-                 fetch: Callable[[converter.Step], list[torch.Tensor]]) -> int:
+                 fetch: Callable[[converter.Step], list[Source]]) -> int:
     """One safetensors file, written tensor by tensor (the header first: the shapes are known)."""
     size = torch.empty((), dtype=dtype).element_size()
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
@@ -141,23 +187,30 @@ def _write_shard(path: Path, tensors: list[Planned], dtype: torch.dtype,
         offset = end
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        cached: tuple[converter.Step, list[torch.Tensor]] | None = None
+    with open(path, "wb", buffering=0) as f:
+        fd = f.fileno()
+        _write_all(fd, struct.pack("<Q", len(raw)) + raw)
+        cached: tuple[converter.Step, list[Source]] | None = None
         for name, shape, step, i in tensors:
             if cached is None or cached[0] is not step:
                 cached = (step, fetch(step))
-            tensor = cached[1][i].to(dtype).contiguous()
+            source = cached[1][i]
+            if isinstance(source, FileSlices):
+                if source.nbytes != math.prod(shape) * size:
+                    raise DataFileError(name, f"{source.nbytes} bytes in the checkpoint, planned {shape}",
+                                        "export a checkpoint of this model (its config and weights disagree)")
+                _copy_ranges(fd, source)
+                continue
+            tensor = source.to(dtype).contiguous()
             if tuple(tensor.shape) != shape:
                 raise DataFileError(name, f"shape {tuple(tensor.shape)}, planned {shape}",
                                     "export a checkpoint of this model (its config and weights disagree)")
-            f.write(tensor.reshape(-1).view(torch.uint8).numpy().data)
+            _write_all(fd, tensor.reshape(-1).view(torch.uint8).numpy().data)
     return offset
 
 
 def write_weights(saved: SavedModel, directory: Path, max_shard_bytes: int, shapes: dict[str, tuple[int, ...]],
-                  fetch: Callable[[converter.Step], list[torch.Tensor]]) -> int:
+                  fetch: Callable[[converter.Step], list[Source]]) -> int:
     """The model's safetensors shards (and index, as save_pretrained writes them); returns the count.
 
     `fetch(step)` gives one plan step's HF tensors; shards are written one tensor at a time, so
@@ -176,12 +229,13 @@ def write_weights(saved: SavedModel, directory: Path, max_shard_bytes: int, shap
 
 
 def checkpoint_fetch(saved: SavedModel) -> tuple[dict[str, tuple[int, ...]], Callable[[converter.Step],
-                                                                                     list[torch.Tensor]]]:
+                                                                                     list[Source]]]:
     """(megatron shapes, fetch) reading the checkpoint's files directly (`checkpoint_reader`).
 
     No model and no megatron: each step's tensor is read from whichever chunks of the checkpoint
     (saved under any layout) cover it, and a fused SwiGLU weight is split into its halves by the
-    family's transform as for any other tensor.
+    family's transform as for any other tensor. Where the HF tensors are runs of the saved
+    tensor's rows, in the saved dtype, they are copied file to file (`row_slices`).
     """
     from nemolite.llm.gpt.model.conversion.checkpoint_reader import CheckpointReader
 
@@ -191,21 +245,65 @@ def checkpoint_fetch(saved: SavedModel) -> tuple[dict[str, tuple[int, ...]], Cal
     steps = list(converter.plan(saved.family, config))
     shapes = {step.ours: reader.shape(step.ours) for step in steps}
 
-    def fetch(step: converter.Step) -> list[torch.Tensor]:
-        return converter.to_hf(step, reader.read(step.ours), config, vocab)
+    def fetch(step: converter.Step) -> list[Source]:
+        direct = row_slices(reader, step, config, vocab, saved.dtype)
+        if direct is not None:
+            return list(direct)
+        return list(converter.to_hf(step, reader.read(step.ours), config, vocab))
 
     return shapes, fetch
 
 
+def row_slices(reader: Any, step: converter.Step, config: GPTConfig, vocab: int,
+               dtype: torch.dtype) -> list[FileSlices] | None:
+    """A step's HF tensors as byte ranges of the checkpoint's files, or None (read and convert them).
+
+    Every transform in the family tables picks whole rows of the megatron tensor (a split of
+    fused rows, the un-interleaving of a grouped QKV, the vocabulary's first rows): running it on
+    the row numbers (`to_hf` on an arange) says which rows, in which order, make each HF tensor.
+    """
+    found = reader.row_pieces(step.ours)
+    if found is None or found[0] != dtype:
+        return None
+    _, row_bytes, pieces = found
+    rows = converter.to_hf(step, torch.arange(pieces[-1][1]), config, vocab)
+    out = []
+    for picked in rows:
+        ranges: list[tuple[Path, int, int]] = []
+        for first, end in _runs(picked.reshape(-1).tolist()):
+            for start, stop, path, offset in pieces:
+                lo, hi = max(first, start), min(end, stop)
+                if lo >= hi:
+                    continue
+                at, n = offset + (lo - start) * row_bytes, (hi - lo) * row_bytes
+                if ranges and ranges[-1][0] == path and ranges[-1][1] + ranges[-1][2] == at:
+                    ranges[-1] = (path, ranges[-1][1], ranges[-1][2] + n)  # adjacent: one copy
+                else:
+                    ranges.append((path, at, n))
+        out.append(FileSlices(ranges))
+    return out
+
+
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """[3, 4, 5, 9, 10] -> [(3, 6), (9, 11)]: runs of consecutive row numbers, as [first, end)."""
+    runs: list[tuple[int, int]] = []
+    for r in rows:
+        if runs and runs[-1][1] == r:
+            runs[-1] = (runs[-1][0], r + 1)
+        else:
+            runs.append((r, r + 1))
+    return runs
+
+
 def model_fetch(weights: dict[str, torch.Tensor], saved: SavedModel) -> tuple[
-        dict[str, tuple[int, ...]], Callable[[converter.Step], list[torch.Tensor]]]:
+        dict[str, tuple[int, ...]], Callable[[converter.Step], list[Source]]]:
     """(megatron shapes, fetch) from an in-memory model's state dict (a LoRA fine-tune, merged)."""
     config = saved.config
     vocab = int(config.vocab_size or 0)
     shapes = {step.ours: tuple(weights[step.ours].shape) for step in converter.plan(saved.family, config)}
 
-    def fetch(step: converter.Step) -> list[torch.Tensor]:
-        return converter.to_hf(step, weights[step.ours], config, vocab)
+    def fetch(step: converter.Step) -> list[Source]:
+        return list(converter.to_hf(step, weights[step.ours], config, vocab))
 
     return shapes, fetch
 

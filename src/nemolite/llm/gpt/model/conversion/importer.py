@@ -83,20 +83,21 @@ def sharded_state_from_hf(reader: hf_source.ShardReader, family: fam.Family, con
     loaders: Loaders = {}
     filled: set[str] = set()
     for step in converter.plan(family, config):
-        metas = [reader.meta(name) for name in step.hf]
+        metas = [tuple(reader.meta(name).shape) for name in step.hf]
         entry = state.get(step.ours)
+        values: list[tuple[int, ...] | None]
         if isinstance(entry, ShardedTensorFactory) and step.op == fam.GATE_UP:
-            parts, values = entry.build(), metas  # [gate rows, up rows] of the fused weight
+            parts, values = entry.build(), list(metas)  # [gate rows, up rows] of the fused weight
             reads = [functools.partial(reader.get, name) for name in step.hf]
         elif isinstance(entry, ShardedTensor):
-            parts, values = [entry], [converter.to_ours(step, metas, config, padded_vocab)]
+            parts, values = [entry], [converter.ours_shape(step, metas, config, padded_vocab)]
             reads = [functools.partial(_convert, reader, step, config, padded_vocab)]
         else:
             parts, values, reads = [], [], []
         if not parts or len(parts) != len(values) or any(
-                tuple(p.local_shape) != tuple(v.shape) for p, v in zip(parts, values, strict=True)):
+                tuple(p.local_shape) != v for p, v in zip(parts, values, strict=True)):
             shapes = [tuple(p.local_shape) for p in parts] or None
-            raise DataFileError(step.hf[0], f"shape {tuple(metas[0].shape)} does not fit {step.ours} {shapes}",
+            raise DataFileError(step.hf[0], f"shape {metas[0]} does not fit {step.ours} {shapes}",
                                 "the weights do not match config.json; re-download the model")
         for part, read in zip(parts, reads, strict=True):
             loaders[(part.key, tuple(part.global_offset))] = read

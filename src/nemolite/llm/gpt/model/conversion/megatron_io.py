@@ -106,6 +106,8 @@ def in_process_strategy(loaders: Loaders | None = None, threads: int = WRITE_THR
     (its sharded tensor may hold a meta tensor): the save never holds the whole model in memory.
     Records are written without their zip CRC32, which neither torch.load nor megatron checks.
     """
+    import threading
+
     import torch.distributed.checkpoint as dcp
     from megatron.core.dist_checkpointing.strategies.torch import (
         MCoreSavePlanner,
@@ -120,8 +122,14 @@ def in_process_strategy(loaders: Loaders | None = None, threads: int = WRITE_THR
     table = loaders or {}
     errors: list[BaseException] = []
 
+    owner = threading.get_ident()
+
     class LazyPlanner(MCoreSavePlanner):  # type: ignore[misc]
         def resolve_data(self, write_item: Any) -> Any:
+            if threading.get_ident() != owner:
+                # torch's writer threads: the config patch in `save` below is thread-local
+                # (torch/utils/_config_module.py), and they die with the save.
+                serialization_config.save.compute_crc32 = False
             try:
                 return self._resolve(write_item)
             except BaseException as err:  # raised in a writer thread: kept for the main thread
