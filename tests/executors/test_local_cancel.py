@@ -20,10 +20,12 @@ experiment, states = submit(run.Script(inline="sleep 600"), run.LocalExecutor(),
 print("STATES", states, flush=True)
 """
 
+# `nemo experiment cancel` is nemo-run's CLI; deserializing the job's nemolite task
+# (`nemolite.llm.api.pretrain`) then imports the `nemolite.llm` package with nemo-run loaded.
 CANCEL = """
 import sys
-import nemolite.llm  # what deserializing a nemolite task does in `nemo experiment cancel`
 from nemo_run.__main__ import app
+import nemolite.llm
 sys.argv = ["nemo", "experiment", "cancel", sys.argv[1], "0"]
 app()
 """
