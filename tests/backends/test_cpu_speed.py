@@ -176,3 +176,30 @@ def test_fast_mlp_swiglu_equals_upstream_bit_for_bit(parallel, bias: bool) -> No
     assert len(got) == len(want) == (6 if bias else 4)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_fast_rope_tables_follow_the_freqs_tensor() -> None:
+    """cos/sin are computed once per `freqs` tensor, and again when it changes in place or is new."""
+    original = _upstream("models.common.embeddings.rope_utils", "_apply_rotary_pos_emb_bshd")
+    fast = cpu_speed.fast_rope(original)
+    gen = torch.Generator().manual_seed(5)
+    t = torch.randn(6, 2, 4, 8, generator=gen)
+    freqs = torch.randn(6, 1, 1, 8, generator=gen)
+    first = fast(t, freqs)
+    torch.testing.assert_close(first, original(t, freqs), rtol=0, atol=0)
+    freqs.mul_(3.0)  # same tensor, new values: the cached tables must not be reused
+    torch.testing.assert_close(fast(t, freqs), original(t, freqs), rtol=0, atol=0)
+    torch.testing.assert_close(fast(t, freqs * 0.5), original(t, freqs * 0.5), rtol=0, atol=0)
+    with torch.inference_mode():  # inference tensors carry no version counter: computed each time
+        frozen = freqs.clone()
+        torch.testing.assert_close(fast(t, frozen), original(t, frozen), rtol=0, atol=0)
+        frozen.mul_(2.0)
+        torch.testing.assert_close(fast(t, frozen), original(t, frozen), rtol=0, atol=0)
+
+
+def test_fast_rope_lays_heads_out_for_the_attention_kernel() -> None:
+    """The rotated [s, b, heads, d] tensor is [b, heads, s, d] in memory: the permute the attention takes is free."""
+    original = _upstream("models.common.embeddings.rope_utils", "_apply_rotary_pos_emb_bshd")
+    t, freqs = torch.randn(5, 3, 4, 8), torch.randn(5, 1, 1, 8)
+    out = cpu_speed.fast_rope(original)(t, freqs)
+    assert out.shape == t.shape and out.permute(1, 2, 0, 3).is_contiguous()

@@ -52,15 +52,27 @@ def test_fast_paths_train_as_the_plain_paths(tmp_path: Path, monkeypatch: pytest
         calls.append(1)
         return real(ctx, grad_output)
 
+    from nemolite.llm.gpt.model import megatron_config
+
+    logits_calls = []
+    real_logits = megatron_config._PaddedLogits.backward
+
+    def counted_logits(ctx, grad):  # type: ignore[no-untyped-def]
+        logits_calls.append(ctx.into_main_grad)
+        return real_logits(ctx, grad)
+
     monkeypatch.setattr(cpu_speed._LinearIntoMainGrad, "backward", staticmethod(counted))
+    monkeypatch.setattr(megatron_config._PaddedLogits, "backward", staticmethod(counted_logits))
     fast, optimizer = _train(tmp_path / "fast", tied=tied)
     inner = _inner_torch_optimizers(optimizer)
     assert inner and all(g["fused"] and not g["foreach"] for o in inner for g in o.param_groups)
-    # 2 layers x 4 linears (+ the output layer when not tied) x 2 micro-batches x 3 steps
-    assert len(calls) == (2 * 4 + (0 if tied else 1)) * 2 * 3
+    # 2 layers x 4 linears x 2 micro-batches x 3 steps; the output layer (padded vocabulary) takes
+    # its weight gradient into main_grad too unless tied to the embedding, which also adds into it
+    assert len(calls) == 2 * 4 * 2 * 3
+    assert logits_calls == [not tied] * 2 * 3
     monkeypatch.undo()
 
-    monkeypatch.setattr(cpu_speed, "_accumulates_into_main_grad", lambda input, weight: False)
+    monkeypatch.setattr(cpu_speed, "accumulates_into_main_grad", lambda input, weight: False)
     monkeypatch.setattr(megatron_optim, "fuse_cpu_adam", lambda optimizer: 0)
     plain, optimizer = _train(tmp_path / "plain", tied=tied)
     assert not any(g["fused"] for o in _inner_torch_optimizers(optimizer) for g in o.param_groups)

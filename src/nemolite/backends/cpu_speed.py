@@ -53,7 +53,7 @@ def _module(name: str) -> Any:
 
 
 # ---- linear layers -----------------------------------------------------------------------------
-def _accumulates_into_main_grad(input: torch.Tensor, weight: torch.Tensor) -> bool:
+def accumulates_into_main_grad(input: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the weight gradient can go straight into megatron DDP's fp32 `main_grad` buffer.
 
     Training under megatron's DistributedDataParallel gives each parameter a `main_grad` view of its
@@ -103,7 +103,7 @@ def fast_linear(original: Any) -> Any:
         if gradient_accumulation_fusion or allreduce_dgrad or sequence_parallel or grad_output_buffer is not None:
             return original(input, weight, bias, gradient_accumulation_fusion, allreduce_dgrad,
                             sequence_parallel, grad_output_buffer, *args, **kwargs)
-        if _accumulates_into_main_grad(input, weight):
+        if accumulates_into_main_grad(input, weight):
             output = _LinearIntoMainGrad.apply(input, weight)
         else:
             output = F.linear(input, weight)
@@ -121,9 +121,18 @@ class _Rope(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         half = t.shape[-1] // 2
-        out = t * cos
-        # rotate_half(t) = [-t2, t1]; upstream's sum (t * cos) + (rotate_half(t) * sin) rounds alike.
-        out[..., :half] += (-t[..., half:]) * sin[..., :half]
+        if t.dim() == 4:
+            # [s, b, heads, d] laid out heads-major in memory ([b, heads, s, d] contiguous): the layout
+            # torch's CPU flash attention reads fastest (SDPAttention permutes to it for free), where
+            # megatron's [s, b, ...] rows sit b x heads x d floats apart. Same values either way.
+            s, b, heads, d = t.shape
+            out = torch.empty((b, heads, s, d), dtype=t.dtype, device=t.device).permute(2, 0, 1, 3)
+            torch.mul(t, cos, out=out)
+        else:
+            out = t * cos
+        # rotate_half(t) = [-t2, t1]; upstream's sum (t * cos) + (rotate_half(t) * sin) rounds alike:
+        # a + (-b) * c is a - b * c exactly in IEEE arithmetic (no negated copy needed).
+        out[..., :half] -= t[..., half:] * sin[..., :half]
         out[..., half:] += t[..., :half] * sin[..., half:]
         ctx.save_for_backward(cos, sin)
         return out
@@ -133,10 +142,12 @@ class _Rope(torch.autograd.Function):
         cos, sin = ctx.saved_tensors
         half = grad.shape[-1] // 2
         gs = grad * sin
+        # Contiguous in the input's [s, b, heads, d] order whatever the gradient's layout (the
+        # attention kernel's): the query's reshape backward is then a view, not a copy.
         out = grad * cos
         # The transpose of rotate_half: [g2, -g1] -- as upstream's cat/neg backward adds them.
         out[..., :half] += gs[..., half:]
-        out[..., half:] += -gs[..., :half]
+        out[..., half:] -= gs[..., :half]
         return out, None, None
 
 
@@ -150,6 +161,23 @@ def fast_rope(original: Any) -> Any:
     names = list(parameters)[2:]  # after (t, freqs)
     defaults = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
 
+    last: list[Any] = [None, -1, None, None, None]  # freqs, its version, mscale, dtype -> (cos, sin)
+
+    def tables(freqs: torch.Tensor, mscale: float, dtype: torch.dtype) -> Any:
+        """Upstream's `(cos(freqs) * mscale).to(dtype)` and sin, once per `freqs` tensor.
+
+        Every layer of a forward (queries and keys) rotates by the same `freqs` tensor (megatron's
+        RotaryEmbedding also caches it across micro-batches): computed once while it is unchanged.
+        """
+        version = None if freqs.is_inference() else freqs._version  # inference tensors have none
+        if not (version is not None and last[0] is freqs and last[1] == version and last[2] == mscale
+                and last[3] == dtype):
+            cos, sin = torch.cos(freqs), torch.sin(freqs)
+            if mscale != 1.0:  # x * 1.0 is x exactly: skipped
+                cos, sin = cos * mscale, sin * mscale
+            last[:] = [freqs, version, mscale, dtype, (cos.to(dtype), sin.to(dtype))]
+        return last[4]
+
     @functools.wraps(original)
     def apply(t: torch.Tensor, freqs: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         # What signature.bind + apply_defaults would give, without their cost on every call.
@@ -158,9 +186,7 @@ def fast_rope(original: Any) -> Any:
                        or given.get("multi_latent_attention"))
         if interleaved or freqs.shape[-1] != t.shape[-1] or t.shape[-1] % 2:
             return original(t, freqs, *args, **kwargs)
-        mscale = given.get("mscale", 1.0)
-        cos = (torch.cos(freqs) * mscale).to(t.dtype)
-        sin = (torch.sin(freqs) * mscale).to(t.dtype)
+        cos, sin = tables(freqs, given.get("mscale", 1.0), t.dtype)
         return _Rope.apply(t, cos, sin)
 
     setattr(apply, _PATCHED, True)

@@ -99,8 +99,13 @@ class SDPAttention(MegatronModule):
             return self._attend_packed(query, key, value, packed, dropout)
         if packed is not None and packed.cu_seqlens_q is not None:
             raise ValueError(f"SDPAttention: packed qkv_format {packed.qkv_format!r} is not supported (use 'thd')")
-        # [s, b, n, d] -> [b, n, s, d]: views; the kernels take strided inputs.
+        # [s, b, n, d] -> [b, n, s, d]: views; the kernels take strided inputs. The value is a view
+        # into the fused QKV projection's output, its rows (b x groups x (np/ng + 2) x hn floats apart)
+        # far slower for the kernel to read than one copy ([b, ng, s, hn] contiguous; query and key
+        # come that way from the CPU RoPE path).
         q, k, v = (t.permute(1, 2, 0, 3) for t in (query, key, value))
+        if not v.is_contiguous() and v.device.type == "cpu":
+            v = v.contiguous()
         causal = mask_type in _CAUSAL and q.shape[2] > 1
         attn_mask = None
         if mask is not None:

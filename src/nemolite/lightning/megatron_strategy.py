@@ -110,6 +110,9 @@ class MegatronLightningStrategy(DDPStrategy):
 
         megatron_version.check()
         super().setup_distributed()
+        from nemolite.lightning import fast_log
+
+        fast_log.apply()  # self.log without Lightning's per-call state walk (see fast_log.py)
         if not torch.cuda.is_available():
             from nemolite.backends import cpu
 

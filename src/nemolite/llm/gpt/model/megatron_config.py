@@ -246,13 +246,84 @@ def llama3_scaled_inv_freq(inv_freq: torch.Tensor, cfg: GPTConfig) -> torch.Tens
     return torch.where(medium, smoothed, scaled)
 
 
+def _padded_logits(input: torch.Tensor, weight: torch.Tensor, real: int) -> torch.Tensor:
+    rows = weight.shape[0]
+    flat = input.reshape(-1, input.shape[-1])
+    out = input.new_empty(flat.shape[0], rows)
+    torch.mm(flat, weight[:real].t(), out=out[:, :real])
+    out[:, real:] = float("-inf")
+    return out.view(*input.shape[:-1], rows)
+
+
+class _PaddedLogits(torch.autograd.Function):
+    """Logits [..., P] of `input @ weight[:real]^T` with the padded rows' columns -inf, without their matmul.
+
+    What `F.linear` over all P rows, `clone` and the -inf fill give, minus the work on the padded
+    rows: the matmul writes the real columns straight into the full-width output (BLAS takes the
+    row stride), the padded ones are filled. In backward the padded columns' gradient is zero (the
+    fill cuts them off), so only the real rows take part: the input's gradient, and the weight's,
+    which goes into megatron DDP's `main_grad` in the matmul when `into_main_grad` (as the CPU
+    path's linear layers do, backends/cpu_speed.py), else into a gradient whose padded rows are 0.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, input: torch.Tensor, weight: torch.Tensor, real: int, into_main_grad: bool) -> torch.Tensor:
+        ctx.save_for_backward(input, weight)
+        ctx.real, ctx.into_main_grad = real, into_main_grad
+        return _padded_logits(input, weight, real)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor, None, None]:
+        input, weight = ctx.saved_tensors
+        real = ctx.real
+        g = grad.reshape(-1, weight.shape[0])[:, :real]
+        grad_input = g.mm(weight[:real]).view(input.shape) if ctx.needs_input_grad[0] else None
+        flat = input.reshape(-1, input.shape[-1])
+        if ctx.into_main_grad:
+            weight.main_grad[:real].addmm_(g.t(), flat)
+            weight.grad_added_to_main_grad = True
+            return grad_input, torch.empty_like(weight), None, None
+        grad_weight = torch.empty_like(weight)
+        torch.mm(g.t(), flat, out=grad_weight[:real])
+        grad_weight[real:] = 0
+        return grad_input, grad_weight, None, None
+
+
+def _masked_forward_impl(layer: torch.nn.Module, start: int) -> Any:
+    """The output layer's `_forward_impl` giving logits whose columns from `start` on are -inf.
+
+    With nothing to overlap or reduce (one tensor-parallel rank, no bias, no sequence parallelism,
+    no fused or deferred weight gradients) the padded rows are never multiplied (`_PaddedLogits`);
+    otherwise upstream's linear runs and its padded columns are overwritten on a copy.
+    """
+    original = layer._forward_impl
+
+    def forward_impl(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     gradient_accumulation_fusion: bool, allreduce_dgrad: bool, sequence_parallel: bool,
+                     grad_output_buffer: Any = None, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if (bias is None and not (gradient_accumulation_fusion or allreduce_dgrad or sequence_parallel)
+                and grad_output_buffer is None and input.dtype == weight.dtype):
+            from nemolite.backends.cpu_speed import accumulates_into_main_grad
+
+            if torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad):
+                return _PaddedLogits.apply(input, weight, start, accumulates_into_main_grad(input, weight))
+            return _padded_logits(input, weight, start)
+        logits = original(input, weight, bias, gradient_accumulation_fusion, allreduce_dgrad, sequence_parallel,
+                          grad_output_buffer, *args, **kwargs).clone()
+        logits[..., start:] = float("-inf")
+        return logits
+
+    return forward_impl
+
+
 def mask_padded_vocab(chunks: list[torch.nn.Module], vocab_size: int) -> None:
     """Gives the padded vocabulary rows no probability: their logits become -inf.
 
     megatron pads the output layer to `make_vocab_size_divisible_by x TP` rows and lets the padded
     ones take softmax mass (megatron/core/models/gpt/gpt_model.py computes the loss over every
     row); here the loss and log-probs equal an unpadded model's (HF's) at any TP. Each rank holds
-    the vocabulary slice [rank x V/TP, (rank+1) x V/TP) of the column-parallel output layer.
+    the vocabulary slice [rank x V/TP, (rank+1) x V/TP) of the column-parallel output layer; the
+    mask goes on that slice before any gather.
     """
     tp_rank = parallel_state.get_tensor_model_parallel_rank()
     for chunk in chunks:
@@ -263,12 +334,4 @@ def mask_padded_vocab(chunks: list[torch.nn.Module], vocab_size: int) -> None:
         first_padded = vocab_size - tp_rank * local
         if first_padded >= local:
             continue  # this rank's slice holds no padding
-        start = max(first_padded, 0)
-
-        def hook(module: torch.nn.Module, args: Any, output: Any, start: int = start) -> Any:
-            logits, bias = output
-            logits = logits.clone()
-            logits[..., start:] = float("-inf")
-            return logits, bias
-
-        output_layer.register_forward_hook(hook)
+        output_layer._forward_impl = _masked_forward_impl(output_layer, max(first_padded, 0))
