@@ -100,3 +100,51 @@ def test_fused_flag_survives_an_old_checkpoint(tmp_path: Path) -> None:
     Wrapper.optimizer.load_state_dict(state)
     assert Wrapper.optimizer.param_groups[0]["fused"] is True
     assert fuse_cpu_adam(type("OnGpu", (), {"optimizer": object()})()) == 0
+
+
+def test_nan_gradients_still_stop_the_step_with_one_data_parallel_rank(tmp_path: Path) -> None:
+    """With one DP rank the NaN/Inf check rides on the optimizer's gradient norm (fold_nan_check)."""
+    import lightning.pytorch as pl
+
+    from nemolite.lightning import megatron_optim
+    from nemolite.llm.gpt.data.mock import MockDataModule
+    from nemolite.llm.gpt.model import GPTModel, LlamaConfig
+    from nemolite.llm.training import build_run
+
+    folded = []
+    real_fold = megatron_optim.fold_nan_check
+    saved = {}
+
+    class Poison(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):  # type: ignore[no-untyped-def]
+            if trainer.global_step == 1:  # a clean first step, then a NaN weight: NaN gradients
+                weight = module.chunks[0].module.decoder.final_layernorm.weight
+                saved.update({n: p.detach().clone() for n, p in module.chunks.named_parameters()})
+                with torch.no_grad():
+                    weight[0] = float("nan")
+                saved["poisoned"] = weight.detach().clone()
+
+    def fold(optimizer, chunks):  # type: ignore[no-untyped-def]
+        folded.append(real_fold(optimizer, chunks))
+        assert not any(c.ddp_config.check_for_nan_in_grad for c in chunks)  # DDP's own pass is off
+        return folded[-1]
+
+    megatron_optim.fold_nan_check, original = fold, megatron_optim.fold_nan_check
+    try:
+        config = LlamaConfig(num_layers=1, hidden_size=32, ffn_hidden_size=64, num_attention_heads=4,
+                             num_query_groups=2, seq_length=16)
+        trainer = nl.Trainer(accelerator="cpu", devices=1, max_steps=3, logger=False, enable_progress_bar=False,
+                             enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
+                             default_root_dir=str(tmp_path), callbacks=[Poison()])
+        data = MockDataModule(seq_length=16, micro_batch_size=2, global_batch_size=2)
+        pl_trainer, dm, module = build_run(model=GPTModel(config), data=data, trainer=trainer)
+        with pytest.raises(FloatingPointError, match="NaN in the gradients"):
+            pl_trainer.fit(module, datamodule=dm)
+    finally:
+        megatron_optim.fold_nan_check = original
+    assert folded == [True]
+    after = dict(module.chunks.named_parameters())
+    for name, before in saved.items():  # the step stopped before the optimizer touched anything
+        if name != "poisoned":
+            want = saved["poisoned"] if name.endswith("final_layernorm.weight") else before
+            torch.testing.assert_close(after[name].detach(), want, rtol=0, atol=0, equal_nan=True, msg=name)

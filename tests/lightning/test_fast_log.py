@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultCollection, _ResultMetric
 
@@ -52,3 +53,7 @@ def test_to_returns_early_only_when_nothing_moves() -> None:
     fast(metric, "meta")  # another device: upstream's, which moves every tensor it holds
     assert len(calls) == 2 and metric.value.device.type == "meta"
     assert metric._defaults["value"].device.type == "meta"
+    # To the CPU with tensors elsewhere: upstream's move must run (and here fails: meta holds no data).
+    with pytest.raises(NotImplementedError):
+        fast(metric, torch.device("cpu"))
+    assert len(calls) == 3

@@ -7,6 +7,8 @@ lets Lightning hold it without changing how it steps.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +157,44 @@ def fuse_cpu_adam(optimizer: Any) -> int:
     return count
 
 
+def fold_nan_check(optimizer: Any, model_chunks: list[Any]) -> bool:
+    """One pass over the gradients for megatron DDP's NaN/Inf check and the optimizer's norm.
+
+    `check_for_nan_in_grad` (NeMo's default) has DDP take the norm of every gradient bucket before
+    the data-parallel reduction, and the optimizer takes the gradients' norm again for clipping:
+    two reads of every gradient per step (each about as long as a small model's Adam update on a
+    CPU). With one data-parallel rank there is no reduction to guard and the local gradients are
+    the ones the optimizer sees, so the check moves onto the optimizer's norm: a NaN or Inf
+    gradient makes the norm NaN or Inf and stops the step with the same kind of error, before any
+    parameter changes. Applies only where that norm is taken every step (megatron's
+    `ChainedOptimizer`, or gradient clipping on) and the large-gradient check is off.
+    """
+    from megatron.core import parallel_state
+    from megatron.core.optimizer.optimizer import ChainedOptimizer
+
+    configs = [chunk.ddp_config for chunk in model_chunks if getattr(chunk, "ddp_config", None) is not None]
+    norm_every_step = isinstance(optimizer, ChainedOptimizer) or optimizer.config.clip_grad > 0.0
+    if (not configs or not norm_every_step
+            or parallel_state.get_data_parallel_world_size(with_context_parallel=True) != 1
+            or not all(c.check_for_nan_in_grad and not c.check_for_large_grads for c in configs)):
+        return False
+    norm = optimizer.get_grad_norm
+
+    def checked_grad_norm() -> Any:
+        total = norm()
+        if total is not None and not math.isfinite(float(total)):
+            raise FloatingPointError(
+                f"found {'NaN' if math.isnan(float(total)) else 'Inf'} in the gradients (their norm is "
+                f"{float(total)}); stopping before the optimizer step (check_for_nan_in_grad)"
+            )
+        return total
+
+    optimizer.get_grad_norm = checked_grad_norm
+    for c in configs:
+        c.check_for_nan_in_grad = False
+    return True
+
+
 def build_optimizer(
     module: MegatronOptimizerModule,
     model_chunks: list[Any],
@@ -166,6 +206,7 @@ def build_optimizer(
     config = mcore_optimizer_config(module, precision)
     optimizer = get_megatron_optimizer(config, model_chunks)
     fuse_cpu_adam(optimizer)
+    fold_nan_check(optimizer, model_chunks)
     sched_args: dict[str, Any] = {
         "lr_warmup_steps": 0,
         "lr_decay_steps": max(max_steps, 1),
