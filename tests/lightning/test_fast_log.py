@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultCollection, _ResultMetric
+from lightning.pytorch.trainer.connectors.logger_connector.result import (
+    _ResultCollection,
+    _ResultMetric,
+)
 
 from nemolite.lightning import fast_log
 

@@ -8,7 +8,6 @@ lets Lightning hold it without changing how it steps.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
