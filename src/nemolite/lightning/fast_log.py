@@ -68,4 +68,4 @@ def apply() -> None:
     from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
 
     if not getattr(_ResultMetric.to, _PATCHED, False):
-        _ResultMetric.to = fast_to(_ResultMetric.to)
+        _ResultMetric.to = fast_to(_ResultMetric.to)  # type: ignore[method-assign]

@@ -296,7 +296,7 @@ def _masked_forward_impl(layer: torch.nn.Module, start: int) -> Any:
     no fused or deferred weight gradients) the padded rows are never multiplied (`_PaddedLogits`);
     otherwise upstream's linear runs and its padded columns are overwritten on a copy.
     """
-    original = layer._forward_impl
+    original: Any = layer._forward_impl
 
     def forward_impl(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                      gradient_accumulation_fusion: bool, allreduce_dgrad: bool, sequence_parallel: bool,
@@ -334,4 +334,4 @@ def mask_padded_vocab(chunks: list[torch.nn.Module], vocab_size: int) -> None:
         first_padded = vocab_size - tp_rank * local
         if first_padded >= local:
             continue  # this rank's slice holds no padding
-        output_layer._forward_impl = _masked_forward_impl(output_layer, max(first_padded, 0))
+        output_layer._forward_impl = _masked_forward_impl(output_layer, max(first_padded, 0))  # type: ignore[assignment]
