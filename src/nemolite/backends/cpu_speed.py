@@ -15,7 +15,9 @@ plain PyTorch Llama:
 - models/common/embeddings/rope_utils.py `_apply_rotary_pos_emb_bshd`: recomputes cos/sin per call,
   builds `rotate_half` with a `cat`, and copies the result once more with `cat((t, t_pass))` even
   when `t_pass` is empty; its autograd saves the input. Here one autograd function does the same
-  arithmetic (bit for bit) with two writes into the output and saves only cos/sin.
+  arithmetic (bit for bit) with two writes into the output and saves only cos/sin, computes cos/sin
+  once per `freqs` tensor (all layers share it), and lays its output out `[b, heads, s, d]` in
+  memory, which torch's CPU flash-attention kernel reads faster than megatron's `[s, b, ...]` rows.
 - transformer/mlp.py `MLP.forward`, unfused SwiGLU: `torch.chunk` of fc1's output, `x_linear + 0.0`
   (a copy, saved for backward), then `silu(gate) * up`; autograd's backward of the chunk is a `cat`
   of the two halves' gradients, a full pass over the widest activation of the layer. Here one
@@ -142,8 +144,6 @@ class _Rope(torch.autograd.Function):
         cos, sin = ctx.saved_tensors
         half = grad.shape[-1] // 2
         gs = grad * sin
-        # Contiguous in the input's [s, b, heads, d] order whatever the gradient's layout (the
-        # attention kernel's): the query's reshape backward is then a view, not a copy.
         out = grad * cos
         # The transpose of rotate_half: [g2, -g1] -- as upstream's cat/neg backward adds them.
         out[..., :half] += gs[..., half:]
