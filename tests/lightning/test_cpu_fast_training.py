@@ -103,7 +103,7 @@ def test_fused_flag_survives_an_old_checkpoint(tmp_path: Path) -> None:
 
 
 def test_nan_gradients_still_stop_the_step_with_one_data_parallel_rank(tmp_path: Path) -> None:
-    """With one DP rank the NaN/Inf check rides on the optimizer's gradient norm (fold_nan_check)."""
+    """In a one-process run the NaN/Inf check rides on the optimizer's gradient norm (fold_nan_check)."""
     import lightning.pytorch as pl
 
     from nemolite.lightning import megatron_optim

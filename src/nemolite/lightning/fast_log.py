@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torchmetrics import Metric
 
 _PATCHED = "__nemolite_fast_log__"
 
@@ -36,13 +37,12 @@ def _held(obj: Any) -> Iterator[Any]:
     elif isinstance(obj, (list, tuple)):
         for value in obj:
             yield from _held(value)
-    elif hasattr(obj, "_device") and hasattr(obj, "_defaults"):  # a torchmetrics Metric
+    elif isinstance(obj, Metric):
         yield obj
 
 
-def _on(obj: Any, device: torch.device) -> bool:
-    held = obj._device if not isinstance(obj, torch.Tensor) else obj.device
-    return held == device
+def _on(obj: torch.Tensor | Metric, device: torch.device) -> bool:
+    return (obj.device if isinstance(obj, torch.Tensor) else obj._device) == device
 
 
 def fast_to(original: Any) -> Any:

@@ -162,19 +162,18 @@ def fold_nan_check(optimizer: Any, model_chunks: list[Any]) -> bool:
     `check_for_nan_in_grad` (NeMo's default) has DDP take the norm of every gradient bucket before
     the data-parallel reduction, and the optimizer takes the gradients' norm again for clipping:
     two reads of every gradient per step (each about as long as a small model's Adam update on a
-    CPU). With one data-parallel rank there is no reduction to guard and the local gradients are
-    the ones the optimizer sees, so the check moves onto the optimizer's norm: a NaN or Inf
-    gradient makes the norm NaN or Inf and stops the step with the same kind of error, before any
-    parameter changes. Applies only where that norm is taken every step (megatron's
-    `ChainedOptimizer`, or gradient clipping on) and the large-gradient check is off.
+    CPU). In a one-process run there is no reduction to guard and the optimizer's norm covers
+    exactly the gradients DDP would check (with tensor parallelism it would skip the replicas it
+    counts on another rank), so the check moves onto that norm: a NaN or Inf gradient makes the
+    norm NaN or Inf and stops the step with the same kind of error, before any parameter changes.
+    Applies only where that norm is taken every step (megatron's `ChainedOptimizer`, or gradient
+    clipping on) and the large-gradient check is off.
     """
-    from megatron.core import parallel_state
     from megatron.core.optimizer.optimizer import ChainedOptimizer
 
     configs = [chunk.ddp_config for chunk in model_chunks if getattr(chunk, "ddp_config", None) is not None]
     norm_every_step = isinstance(optimizer, ChainedOptimizer) or optimizer.config.clip_grad > 0.0
-    if (not configs or not norm_every_step
-            or parallel_state.get_data_parallel_world_size(with_context_parallel=True) != 1
+    if (not configs or not norm_every_step or torch.distributed.get_world_size() != 1
             or not all(c.check_for_nan_in_grad and not c.check_for_large_grads for c in configs)):
         return False
     norm = optimizer.get_grad_norm

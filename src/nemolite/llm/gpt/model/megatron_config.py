@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from megatron.core import parallel_state
 from megatron.core.transformer import TransformerConfig
 
+from nemolite.backends import cpu_speed
 from nemolite.errors import ConfigError
 from nemolite.llm.gpt.model.recompute import recompute_fields
 
@@ -303,10 +304,8 @@ def _masked_forward_impl(layer: torch.nn.Module, start: int) -> Any:
                      grad_output_buffer: Any = None, *args: Any, **kwargs: Any) -> torch.Tensor:
         if (bias is None and not (gradient_accumulation_fusion or allreduce_dgrad or sequence_parallel)
                 and grad_output_buffer is None and input.dtype == weight.dtype):
-            from nemolite.backends.cpu_speed import accumulates_into_main_grad
-
             if torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad):
-                return _PaddedLogits.apply(input, weight, start, accumulates_into_main_grad(input, weight))
+                return _PaddedLogits.apply(input, weight, start, cpu_speed.accumulates_into_main_grad(input, weight))
             return _padded_logits(input, weight, start)
         logits = original(input, weight, bias, gradient_accumulation_fusion, allreduce_dgrad, sequence_parallel,
                           grad_output_buffer, *args, **kwargs).clone()
