@@ -203,3 +203,83 @@ def test_fast_rope_lays_heads_out_for_the_attention_kernel() -> None:
     t, freqs = torch.randn(5, 3, 4, 8), torch.randn(5, 1, 1, 8)
     out = cpu_speed.fast_rope(original)(t, freqs)
     assert out.shape == t.shape and out.permute(1, 2, 0, 3).is_contiguous()
+
+
+def _attention(overrides: dict, seed: int = 0, rotary_percent: float = 1.0):
+    """A real megatron SelfAttention of nemolite's layer spec (SDPA core attention) and its RoPE freqs."""
+    from megatron.core.models.common.embeddings.rotary_pos_embedding import RotaryEmbedding
+    from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+    from megatron.core.transformer.attention import SelfAttention
+    from megatron.core.transformer.transformer_config import TransformerConfig
+
+    from nemolite.backends.sdpa_attention import with_sdpa_attention
+
+    config = TransformerConfig(**{"num_layers": 1, "hidden_size": 32, "num_attention_heads": 4,
+                                  "num_query_groups": 2, "add_bias_linear": False, "attention_dropout": 0.0,
+                                  **overrides})
+    spec = with_sdpa_attention(get_gpt_layer_local_spec()).submodules.self_attention
+    torch.manual_seed(seed)
+    attention = SelfAttention(config, spec.submodules, layer_number=1, attn_mask_type=spec.params["attn_mask_type"])
+    freqs = RotaryEmbedding(config.kv_channels, rotary_percent, rotary_interleaved=config.rotary_interleaved)(9)
+    return attention, freqs
+
+
+def _fused(out: torch.Tensor) -> bool:
+    """Whether `_QKVRope` is in the autograd graph behind `out`."""
+    seen, stack = set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == "_QKVRopeBackward":
+            return True
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return False
+
+
+def _attention_run(attention, forward, freqs: torch.Tensor, x: torch.Tensor, **kwargs):
+    attention.zero_grad(set_to_none=True)
+    leaf = x.clone().requires_grad_(True)
+    out, bias = forward(attention, leaf, attention_mask=None, rotary_pos_emb=freqs, **kwargs)
+    assert bias is None
+    out.backward(torch.linspace(-2, 3, out.numel()).view_as(out))
+    return out, [out, leaf.grad] + [p.grad for p in attention.parameters()]
+
+
+@pytest.mark.parametrize("shape", [{"num_query_groups": 2}, {"num_query_groups": 4}, {"num_query_groups": 1},
+                                   {"add_qkv_bias": True}])
+def test_fast_attention_equals_upstream_bit_for_bit(parallel, shape: dict) -> None:
+    """Real megatron self-attention (GQA, MHA, MQA, QKV bias): the fused QKV split + RoPE path is taken,
+    and its output and every gradient equal upstream's forward's bit for bit."""
+    from megatron.core.transformer.attention import Attention
+
+    assert getattr(Attention.forward, cpu_speed._PATCHED, False), "cpu.apply() left megatron's Attention.forward"
+    attention, freqs = _attention(shape)
+    x = torch.randn(9, 3, 32, generator=torch.Generator().manual_seed(2))
+    out, got = _attention_run(attention, Attention.forward, freqs, x)
+    assert _fused(out)
+    _, want = _attention_run(attention, Attention.forward.__wrapped__, freqs, x)
+    assert len(got) == len(want) == 2 + len(list(attention.parameters()))
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("case", ["interleaved", "partial", "bias"])
+def test_fast_attention_leaves_other_cases_to_upstream(parallel, case: str) -> None:
+    """Interleaved or partial RoPE, or an attention bias: upstream's forward runs (and gives its answer)."""
+    from megatron.core.transformer.attention import Attention
+
+    config = {"interleaved": {"rotary_interleaved": True}, "partial": {}, "bias": {}}[case]
+    attention, freqs = _attention(config, rotary_percent=0.5 if case == "partial" else 1.0)
+    x = torch.randn(9, 3, 32, generator=torch.Generator().manual_seed(3))
+    kwargs = {"attention_bias": torch.zeros(1, 1, 9, 9)} if case == "bias" else {}
+    if case == "bias":  # SDPAttention takes no bias: upstream's forward reaches it and it says so
+        with pytest.raises(Exception, match="bias"):
+            _attention_run(attention, Attention.forward, freqs, x, **kwargs)
+        return
+    out, got = _attention_run(attention, Attention.forward, freqs, x)
+    assert not _fused(out)
+    _, want = _attention_run(attention, Attention.forward.__wrapped__, freqs, x)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -117,12 +117,33 @@ def fast_linear(original: Any) -> Any:
 
 
 # ---- rotary embeddings -------------------------------------------------------------------------
+def _rotate_into(out: torch.Tensor, t: torch.Tensor, sin: torch.Tensor) -> None:
+    """Adds rotate_half(t) * sin into `out` (holding t * cos): upstream's non-interleaved RoPE.
+
+    rotate_half(t) = [-t2, t1]; upstream's sum (t * cos) + (rotate_half(t) * sin) rounds alike:
+    a + (-b) * c is a - b * c exactly in IEEE arithmetic (no negated copy needed).
+    """
+    half = t.shape[-1] // 2
+    out[..., :half] -= t[..., half:] * sin[..., :half]
+    out[..., half:] += t[..., :half] * sin[..., half:]
+
+
+def _rotate_grad_into(out: torch.Tensor, grad: torch.Tensor, sin: torch.Tensor) -> None:
+    """Adds the transpose of rotate_half applied to grad * sin into `out` (holding grad * cos).
+
+    The transpose of rotate_half is [g2, -g1]: as upstream's cat/neg backward adds them.
+    """
+    half = grad.shape[-1] // 2
+    gs = grad * sin
+    out[..., :half] += gs[..., half:]
+    out[..., half:] -= gs[..., :half]
+
+
 class _Rope(torch.autograd.Function):
     """t * cos + rotate_half(t) * sin over the last dim, for non-interleaved RoPE over all channels."""
 
     @staticmethod
     def forward(ctx: Any, t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = t.shape[-1] // 2
         if t.dim() == 4:
             # [s, b, heads, d] laid out heads-major in memory ([b, heads, s, d] contiguous): the layout
             # torch's CPU flash attention reads fastest (SDPAttention permutes to it for free), where
@@ -132,23 +153,36 @@ class _Rope(torch.autograd.Function):
             torch.mul(t, cos, out=out)
         else:
             out = t * cos
-        # rotate_half(t) = [-t2, t1]; upstream's sum (t * cos) + (rotate_half(t) * sin) rounds alike:
-        # a + (-b) * c is a - b * c exactly in IEEE arithmetic (no negated copy needed).
-        out[..., :half] -= t[..., half:] * sin[..., :half]
-        out[..., half:] += t[..., :half] * sin[..., half:]
+        _rotate_into(out, t, sin)
         ctx.save_for_backward(cos, sin)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         cos, sin = ctx.saved_tensors
-        half = grad.shape[-1] // 2
-        gs = grad * sin
         out = grad * cos
-        # The transpose of rotate_half: [g2, -g1] -- as upstream's cat/neg backward adds them.
-        out[..., :half] += gs[..., half:]
-        out[..., half:] -= gs[..., :half]
+        _rotate_grad_into(out, grad, sin)
         return out, None, None
+
+
+_ROPE_TABLES: list[Any] = [None, -1, None, None, None]  # freqs, its version, mscale, dtype -> (cos, sin)
+
+
+def _rope_tables(freqs: torch.Tensor, mscale: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Upstream's `(cos(freqs) * mscale).to(dtype)` and sin, once per `freqs` tensor.
+
+    Every layer of a forward (queries and keys) rotates by the same `freqs` tensor (megatron's
+    RotaryEmbedding also caches it across micro-batches): computed once while it is unchanged.
+    """
+    last = _ROPE_TABLES
+    version = None if freqs.is_inference() else freqs._version  # inference tensors have none
+    if not (version is not None and last[0] is freqs and last[1] == version and last[2] == mscale
+            and last[3] == dtype):
+        cos, sin = torch.cos(freqs), torch.sin(freqs)
+        if mscale != 1.0:  # x * 1.0 is x exactly: skipped
+            cos, sin = cos * mscale, sin * mscale
+        last[:] = [freqs, version, mscale, dtype, (cos.to(dtype), sin.to(dtype))]
+    return last[4]  # type: ignore[no-any-return]
 
 
 def fast_rope(original: Any) -> Any:
@@ -161,23 +195,6 @@ def fast_rope(original: Any) -> Any:
     names = list(parameters)[2:]  # after (t, freqs)
     defaults = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
 
-    last: list[Any] = [None, -1, None, None, None]  # freqs, its version, mscale, dtype -> (cos, sin)
-
-    def tables(freqs: torch.Tensor, mscale: float, dtype: torch.dtype) -> Any:
-        """Upstream's `(cos(freqs) * mscale).to(dtype)` and sin, once per `freqs` tensor.
-
-        Every layer of a forward (queries and keys) rotates by the same `freqs` tensor (megatron's
-        RotaryEmbedding also caches it across micro-batches): computed once while it is unchanged.
-        """
-        version = None if freqs.is_inference() else freqs._version  # inference tensors have none
-        if not (version is not None and last[0] is freqs and last[1] == version and last[2] == mscale
-                and last[3] == dtype):
-            cos, sin = torch.cos(freqs), torch.sin(freqs)
-            if mscale != 1.0:  # x * 1.0 is x exactly: skipped
-                cos, sin = cos * mscale, sin * mscale
-            last[:] = [freqs, version, mscale, dtype, (cos.to(dtype), sin.to(dtype))]
-        return last[4]
-
     @functools.wraps(original)
     def apply(t: torch.Tensor, freqs: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         # What signature.bind + apply_defaults would give, without their cost on every call.
@@ -186,11 +203,142 @@ def fast_rope(original: Any) -> Any:
                        or given.get("multi_latent_attention"))
         if interleaved or freqs.shape[-1] != t.shape[-1] or t.shape[-1] % 2:
             return original(t, freqs, *args, **kwargs)
-        cos, sin = tables(freqs, given.get("mscale", 1.0), t.dtype)
+        cos, sin = _rope_tables(freqs, given.get("mscale", 1.0), t.dtype)
         return _Rope.apply(t, cos, sin)
 
     setattr(apply, _PATCHED, True)
     return apply
+
+
+# ---- self-attention: QKV split and RoPE in one pass ---------------------------------------------
+class _QKVRope(torch.autograd.Function):
+    """Query, key and value out of the fused QKV projection, RoPE applied to query and key.
+
+    Upstream splits megatron's grouped `[s, b, groups, (per_group + 2) * d]` output into three views,
+    copies the query to make `[s, b, heads, d]`, then rotates query and key (each a new tensor);
+    its backward rotates the gradients back, copies the query's into the grouped shape and
+    concatenates the three. Here the rotations read straight from the projection's output (a
+    five-dimensional view needs no copy) and write query and key `[b, heads, s, d]` in memory (the
+    layout torch's CPU flash attention reads fastest; the value is copied into it as SDPAttention
+    would), and the backward writes the three gradients into one tensor. Same arithmetic as
+    `_Rope`, so the same values bit for bit.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, mixed: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, groups: int,
+                per_group: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s, b = mixed.shape[0], mixed.shape[1]
+        grouped = mixed.reshape(s, b, groups, per_group + 2, head_dim)
+
+        def new(*inner: int) -> torch.Tensor:  # [s, b, *inner, d] over [b, *inner, s, d] memory
+            out = torch.empty((b, *inner, s, head_dim), dtype=mixed.dtype, device=mixed.device)
+            return out.permute(len(inner) + 1, 0, *range(1, len(inner) + 1), len(inner) + 2)
+
+        # The query is copied into its new layout first (the copy upstream's reshape makes), then
+        # rotated there: reading the grouped rows while writing heads-major ones would make torch's
+        # element-wise loops run over runs of d / 2 floats.
+        query = new(groups, per_group)
+        query.copy_(grouped[:, :, :, :per_group])
+        query = query.view(s, b, groups * per_group, head_dim)
+        half = head_dim // 2
+        upper = query[..., half:] * sin[..., :half]
+        lower = query[..., :half] * sin[..., half:]
+        query.mul_(cos)
+        query[..., :half] -= upper
+        query[..., half:] += lower
+        key, k_in = new(groups), grouped[:, :, :, per_group]
+        torch.mul(k_in, cos, out=key)
+        _rotate_into(key, k_in, sin)
+        value = new(groups)
+        value.copy_(grouped[:, :, :, per_group + 1])
+        ctx.save_for_backward(cos, sin)
+        ctx.shape = (s, b, groups, per_group, head_dim)
+        return query, key, value
+
+    @staticmethod
+    def backward(ctx: Any, grad_query: torch.Tensor, grad_key: torch.Tensor,
+                 grad_value: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None, None]:
+        cos, sin = ctx.saved_tensors
+        s, b, groups, per_group, head_dim = ctx.shape
+        grad = torch.empty((s, b, groups, per_group + 2, head_dim), dtype=grad_query.dtype,
+                           device=grad_query.device)
+        # Rotated back in the gradients' own layout (as `_Rope.backward`), then written into place.
+        for incoming, into in ((grad_query, grad[:, :, :, :per_group]), (grad_key, grad[:, :, :, per_group])):
+            rotated = incoming * cos
+            _rotate_grad_into(rotated, incoming, sin)
+            into.copy_(rotated.view(into.shape))
+        grad[:, :, :, per_group + 1].copy_(grad_value)
+        return grad.view(s, b, -1), None, None, None, None, None
+
+
+# Attention.forward's arguments that the fused path takes only as None.
+_NONE_ONLY = frozenset({"key_value_states", "inference_context", "rotary_pos_cos", "rotary_pos_sin",
+                        "rotary_pos_cos_sin", "attention_bias", "packed_seq_params",
+                        "sequence_len_offset", "inference_params"})
+
+
+def _plain_rope_attention(self: Any, attention: Any, identity: type) -> bool:
+    """Whether this attention module's forward is projection, split, plain RoPE, core attention, proj."""
+    c = self.config
+    return (type(self).get_query_key_value_tensors is attention.SelfAttention.get_query_key_value_tensors
+            and isinstance(self, attention.SelfAttention)
+            and not c.apply_rope_fusion and not c.rotary_interleaved and not c.multi_latent_attention
+            and not c.flash_decode and not c.sequence_parallel and not c.test_mode
+            and not getattr(c, "fused_single_qkv_rope", False)
+            and not getattr(c, "attention_output_gate", False)
+            and not getattr(c, "no_rope_freq", None)
+            and getattr(c, "mrope_section", None) is None
+            and c.num_query_groups >= getattr(self, "world_size", 1)
+            and isinstance(self.q_layernorm, (type(None), identity))
+            and isinstance(self.k_layernorm, (type(None), identity))
+            and not self.checkpoint_core_attention
+            and not getattr(self, "offload_qkv_linear", False)
+            and not getattr(self, "offload_core_attention", False)
+            and not getattr(self, "offload_attn_proj", False))
+
+
+def fast_attention_forward(original: Any) -> Any:
+    """`Attention.forward` through `_QKVRope` in the plain self-attention case, upstream's otherwise.
+
+    The plain case: training or evaluation without an inference context or packed sequences, RoPE
+    over all channels (not interleaved, not fused, not multimodal), no q/k norms, output gate,
+    sequence parallelism, recomputed core attention or activation offloading.
+    """
+    attention = _module("transformer.attention")
+    identity = _module("transformer.identity_op").IdentityOp
+    yarn = getattr(attention, "_yarn_get_concentration_factor_from_config", None)
+
+    @functools.wraps(original)
+    def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        freqs = kwargs.get("rotary_pos_emb")
+        if isinstance(freqs, tuple) and len(freqs) == 2 and freqs[0] is freqs[1]:
+            freqs = freqs[0]
+        if (len(args) + ("attention_mask" in kwargs) != 2 or len(args) == 0
+                or not isinstance(freqs, torch.Tensor)
+                or any(value is not None for name, value in kwargs.items() if name in _NONE_ONLY)
+                or not kwargs.keys() <= _NONE_ONLY | {"attention_mask", "rotary_pos_emb"}
+                or not _plain_rope_attention(self, attention, identity)):
+            return original(self, *args, **kwargs)
+        hidden_states = args[0]
+        attention_mask = args[1] if len(args) == 2 else kwargs["attention_mask"]
+        head_dim = self.hidden_size_per_attention_head
+        if (freqs.dim() != 4 or freqs.shape[1:] != (1, 1, head_dim) or head_dim % 2
+                or freqs.shape[0] != hidden_states.shape[0]):
+            return original(self, *args, **kwargs)
+        mscale = getattr(self, "_yarn_concentration_factor", None)  # megatron-core 0.19
+        if mscale is None:
+            mscale = yarn(self.config) if yarn is not None else 1.0
+        mixed, _ = self.linear_qkv(hidden_states)
+        cos, sin = _rope_tables(freqs, mscale, mixed.dtype)
+        groups = self.num_query_groups_per_partition
+        query, key, value = _QKVRope.apply(mixed, cos, sin, groups,
+                                           self.num_attention_heads_per_partition // groups, head_dim)
+        core = self.core_attention(query, key, value, attention_mask, attn_mask_type=self.attn_mask_type,
+                                   attention_bias=None, packed_seq_params=None)
+        return self.linear_proj(core)
+
+    setattr(forward, _PATCHED, True)
+    return forward
 
 
 # ---- SwiGLU MLP --------------------------------------------------------------------------------
@@ -297,6 +445,7 @@ PATCHES: tuple[tuple[str, str, Any], ...] = (
     ("tensor_parallel.layers", "linear_with_grad_accumulation_and_async_allreduce", fast_linear),
     ("models.common.embeddings.rope_utils", "_apply_rotary_pos_emb_bshd", fast_rope),
     ("transformer.mlp.MLP", "forward", fast_mlp_forward),
+    ("transformer.attention.Attention", "forward", fast_attention_forward),
     # language_module.py calls it as `tensor_parallel.vocab_parallel_cross_entropy`.
     ("tensor_parallel", "vocab_parallel_cross_entropy", fast_cross_entropy),
 )
