@@ -283,3 +283,23 @@ def test_fast_attention_leaves_other_cases_to_upstream(parallel, case: str) -> N
     _, want = _attention_run(attention, Attention.forward.__wrapped__, freqs, x)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["copy_to_tensor_model_parallel_region", "reduce_from_tensor_model_parallel_region"])
+def test_fast_region_is_a_view_with_one_rank(parallel, name: str) -> None:
+    """With one TP rank the region functions give what upstream's autograd function gives: a new view
+    of the input (not the input itself), the gradient passed through unchanged; without a group, upstream's."""
+    from megatron.core import parallel_state
+
+    layers = cpu_speed._module("tensor_parallel.layers")
+    fast = getattr(layers, name)
+    assert getattr(fast, cpu_speed._PATCHED, False), f"cpu.apply() left layers.{name}"
+    group = parallel_state.get_tensor_model_parallel_group()
+    x = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    for f in (fast, fast.__wrapped__):
+        out = f(x, group=group)
+        assert out is not x and out._base is x and out.equal(x) and out.stride() == x.stride()
+        grad = torch.linspace(-1, 1, out.numel()).view_as(out)
+        (got,) = torch.autograd.grad(out, x, grad)
+        torch.testing.assert_close(got, grad, rtol=0, atol=0)
+    assert type(fast(x, group=None).grad_fn).__name__ != "ViewBackward0"  # upstream's function without a group

@@ -25,6 +25,13 @@ plain PyTorch Llama:
   tensor (no cat, no copy of `up`), saving fc1's output and the gate's silu.
 - tensor_parallel/cross_entropy.py `vocab_parallel_cross_entropy`: three all-reduces and a dozen
   element-wise passes over the logits, which with one tensor-parallel rank are `F.cross_entropy`.
+- tensor_parallel/mappings.py `copy_to_` / `reduce_from_tensor_model_parallel_region`: autograd
+  functions that are identities with one tensor-parallel rank, paid in Python twice per linear
+  layer (forward and backward); with one rank they are a view of the input.
+- transformer/attention.py `Attention.forward`: splits the fused QKV projection into three views,
+  copies the query into `[s, b, heads, d]`, rotates query and key, and its backward concatenates
+  the three gradients. In the plain self-attention case one autograd function splits and rotates
+  (`_QKVRope`) and writes the gradients into one tensor; same values bit for bit.
 - utils.py `local_multi_tensor_scale` (used by gradient clipping without apex/TE): a temporary
   and a copy per gradient where one in-place multiply gives the same numbers.
 
@@ -114,6 +121,28 @@ def fast_linear(original: Any) -> Any:
 
     setattr(linear, _PATCHED, True)
     return linear
+
+
+# ---- tensor-parallel regions with one rank -----------------------------------------------------
+def fast_region(original: Any) -> Any:
+    """`copy_to_` / `reduce_from_tensor_model_parallel_region` as a view of the input with one TP rank.
+
+    Both are autograd functions whose forward and backward hand back their input when the group has
+    one rank (`_reduce` skips a one-rank all-reduce), yet their Python `apply` and `backward` run
+    for every column- and row-parallel linear layer and the embedding, every micro-batch. With one
+    rank this returns `input_.view_as(input_)`: what autograd itself makes of a function returning
+    its input (a new view, here with torch's own pass-through backward). A view, not the input
+    itself: downstream code may treat the result as a tensor of its own.
+    """
+
+    @functools.wraps(original)
+    def region(input_: torch.Tensor, group: Any = None) -> torch.Tensor:
+        if group is not None and group.size() == 1:
+            return input_.view_as(input_)
+        return original(input_, group)
+
+    setattr(region, _PATCHED, True)
+    return region
 
 
 # ---- rotary embeddings -------------------------------------------------------------------------
@@ -446,6 +475,9 @@ PATCHES: tuple[tuple[str, str, Any], ...] = (
     ("models.common.embeddings.rope_utils", "_apply_rotary_pos_emb_bshd", fast_rope),
     ("transformer.mlp.MLP", "forward", fast_mlp_forward),
     ("transformer.attention.Attention", "forward", fast_attention_forward),
+    # layers.py's column/row-parallel linears and the embedding call them by these module-level names.
+    ("tensor_parallel.layers", "copy_to_tensor_model_parallel_region", fast_region),
+    ("tensor_parallel.layers", "reduce_from_tensor_model_parallel_region", fast_region),
     # language_module.py calls it as `tensor_parallel.vocab_parallel_cross_entropy`.
     ("tensor_parallel", "vocab_parallel_cross_entropy", fast_cross_entropy),
 )
