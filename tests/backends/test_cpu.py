@@ -81,6 +81,30 @@ def test_patched_collectives_replace_only_the_list_forms(patched: None) -> None:
     assert mappings.torch.distributed.get_rank is torch.distributed.get_rank
 
 
+def test_patched_all_reduce_skips_one_rank_only(patched: None, parallel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A synchronous one-rank all-reduce in megatron's patched modules (DDP's gradient buffer) does no
+    work and leaves the tensor as it was; an asynchronous one still reaches torch (its handle is waited on)."""
+    from megatron.core.distributed import param_and_grad_buffer
+
+    calls = []
+    real = torch.distributed.all_reduce
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("async_op", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", counting)
+    dist = param_and_grad_buffer.torch.distributed
+    assert dist.all_reduce is not counting  # the stand-in's
+    buffer = torch.randn(1000)
+    before = buffer.clone()
+    for op in (torch.distributed.ReduceOp.SUM, torch.distributed.ReduceOp.AVG, torch.distributed.ReduceOp.MAX):
+        assert dist.all_reduce(buffer, op=op) is None
+    assert calls == [] and buffer.equal(before)
+    dist.all_reduce(buffer, async_op=True).wait()
+    assert calls == [True] and buffer.equal(before)
+
+
 @pytest.mark.parametrize(
     "probe",
     [

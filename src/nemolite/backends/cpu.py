@@ -144,12 +144,18 @@ def _make_cpu_cuda() -> _CpuCuda:
 
 
 class _CpuDistributed(types.SimpleNamespace):
-    """`torch.distributed` inside patched modules: uneven all-gather / reduce-scatter over gloo.
+    """`torch.distributed` inside patched modules: uneven all-gather / reduce-scatter over gloo,
+    and no work for a synchronous all-reduce over one rank.
 
     tensor_parallel/mappings.py `_gather_along_first_dim` / `_reduce_scatter_along_first_dim` pass
     per-rank split sizes (MoE token dispatch with TP > 1) to the list forms of `all_gather` /
     `reduce_scatter`; gloo requires equal sizes for the first and has no list form of the second.
     Both are done here on tensors padded to the longest split.
+
+    An all-reduce over a one-rank group leaves its tensor as it is, yet gloo still passes the data
+    through its algorithm: megatron DDP's gradient all-reduce reads and writes the whole gradient
+    buffer every step of a one-process run (about a pass over all weights). `_all_reduce` returns
+    at once there (synchronous calls with an order-free op: SUM, AVG, MIN, MAX, PRODUCT, bitwise).
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -173,6 +179,16 @@ def _all_gather(tensor_list: list[torch.Tensor], tensor: torch.Tensor, group: An
     for out, got, n in zip(tensor_list, gathered, sizes, strict=True):
         out.copy_(got[:n])
     return None
+
+
+def _all_reduce(tensor: torch.Tensor, op: Any = None, group: Any = None, async_op: bool = False) -> Any:
+    reduce_op = torch.distributed.ReduceOp
+    op = reduce_op.SUM if op is None else op
+    if (not async_op and torch.distributed.get_world_size(group) == 1
+            and any(op == kind for kind in (reduce_op.SUM, reduce_op.AVG, reduce_op.MIN, reduce_op.MAX,
+                                            reduce_op.PRODUCT, reduce_op.BAND, reduce_op.BOR, reduce_op.BXOR))):
+        return None
+    return torch.distributed.all_reduce(tensor, op=op, group=group, async_op=async_op)
 
 
 def _reduce_scatter(output: torch.Tensor, input_list: list[torch.Tensor], op: Any = None,
@@ -201,7 +217,8 @@ class _CpuTorch(types.ModuleType):
     def __init__(self) -> None:
         super().__init__("torch")
         self.cuda = _make_cpu_cuda()
-        self.distributed = _CpuDistributed(all_gather=_all_gather, reduce_scatter=_reduce_scatter)
+        self.distributed = _CpuDistributed(all_gather=_all_gather, reduce_scatter=_reduce_scatter,
+                                           all_reduce=_all_reduce)
         for name in _FACTORIES:
             setattr(self, name, _on_cpu(getattr(torch, name)))
         self.autocast = lambda device_type, *a, **k: torch.autocast("cpu", *a, **k)
