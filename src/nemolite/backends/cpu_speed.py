@@ -246,11 +246,11 @@ class _QKVRope(torch.autograd.Function):
     Upstream splits megatron's grouped `[s, b, groups, (per_group + 2) * d]` output into three views,
     copies the query to make `[s, b, heads, d]`, then rotates query and key (each a new tensor);
     its backward rotates the gradients back, copies the query's into the grouped shape and
-    concatenates the three. Here the rotations read straight from the projection's output (a
-    five-dimensional view needs no copy) and write query and key `[b, heads, s, d]` in memory (the
-    layout torch's CPU flash attention reads fastest; the value is copied into it as SDPAttention
-    would), and the backward writes the three gradients into one tensor. Same arithmetic as
-    `_Rope`, so the same values bit for bit.
+    concatenates the three. Here query, key and value come out `[b, heads, s, d]` in memory (the
+    layout torch's CPU flash attention reads fastest): the query is copied into it once (the copy
+    upstream's reshape makes) and rotated in place, the key is rotated straight out of the
+    projection's output, the value copied (as SDPAttention would); the backward writes the three
+    gradients into one tensor, no `cat`. Same arithmetic as `_Rope`, so the same values bit for bit.
     """
 
     @staticmethod
